@@ -36,6 +36,7 @@ typedef struct hl7_mllp_decoder {
     uint64_t frames;      /* frames returned */
 } hl7_mllp_decoder;
 
+/* Starts a decoder for frames of at most max message bytes (0: HL7_MLLP_DEFAULT_MAX). */
 void hl7_mllp_decoder_init(hl7_mllp_decoder *d, size_t max);
 
 /* Looks for one frame at the start of in (the caller's unconsumed bytes).
@@ -57,7 +58,8 @@ px_err hl7_mllp_finish(const hl7_mllp_decoder *d, size_t pending, px_error *err)
 /* A short English name for a fault ("start block inside a frame"). */
 const char *hl7_mllp_fault_text(hl7_mllp_fault f);
 
-/* Appends SB message EB CR to out. PX_ERR_TOO_LARGE / PX_ERR_NOMEM. */
+/* Appends SB message EB CR to out (unchanged on failure). PX_ERR_TOO_LARGE / PX_ERR_NOMEM;
+ * PX_ERR_INVAL when message holds an SB or EB byte (the receiver would cut it elsewhere). */
 px_err hl7_mllp_encode(px_str message, px_buf *out, px_error *err);
 
 #endif
