@@ -61,7 +61,8 @@ typedef struct route_decision {
     route_filter_action filter_action;
     int filter_index;              /* index among the feed's filters, -1 when none matched */
     const char *filter_path;       /* the matching filter's path as written, NULL when none */
-    route_class legacy_only_class; /* the class whose default took the FHIR leg away, or NONE */
+    route_class legacy_only_class; /* the legacy-only class that applied (legs forced to
+                                      legacy), or NONE */
 } route_decision;
 
 /* Resolves the settings for a message of feed (borrowed from cfg). msg is the parsed message
