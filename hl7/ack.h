@@ -59,20 +59,30 @@ hl7_ack_mode hl7_ack_mode_for(const hl7_msh *msh, hl7_ack_mode configured);
 /* The code that means accept / error / reject in a mode (AA/CA, AE/CE, AR/CR). */
 hl7_ack_code hl7_ack_code_for(hl7_ack_mode mode, char kind /* 'A', 'E' or 'R' */);
 
+/* The negative code for a table 0357 error in a resolved mode (FROM_MSH reads as original):
+ * 200-203 (message type, event, processing id or version not supported) are rejects, AR /
+ * CR; 207 (internal error: storage, upstream) is AR in original mode and CE in enhanced
+ * mode; every other code is AE / CE. */
+hl7_ack_code hl7_ack_code_for_error(hl7_ack_mode mode, unsigned err_code);
+
 /* True when, per MSH-15 (enhanced mode), the sender wants a commit ACK for this outcome:
  * AL always, NE never, ER only on error/reject, SU only on success; empty means AL. */
 bool hl7_ack_wanted(px_str ack_condition, hl7_ack_code code);
 
 /* Builds an ACK for the parsed message m into out (appending): MSH with sending and
  * receiving application/facility swapped, the ACK's own control id, the message's version,
- * MSH-9 = ACK^<trigger>^ACK, MSH-15/16 = NE (never acknowledge an ACK), MSA-1 = code,
- * MSA-2 = the message's MSH-10, and an ERR segment laid out for the version when
- * spec->err_code is set. Segments end with \r; no MLLP framing.
- * The message's own separators are used. PX_ERR_TOO_LARGE / PX_ERR_NOMEM. */
+ * MSH-9 = ACK^<trigger>^ACK (v2.3.1+; ACK^<trigger> before, plain ACK when the message has
+ * no trigger), MSH-15/16 = NE (never acknowledge an ACK; from v2.2, v2.1's MSH ends at
+ * MSH-14), MSA-1 = code, MSA-2 = the message's MSH-10, and an ERR segment laid out for the
+ * version when spec->err_code is set. Segments end with \r; no MLLP framing.
+ * The message's own separators are used (any its MSH-2 lacks are filled in, so the ACK's
+ * MSH-2 is complete). PX_ERR_TOO_LARGE / PX_ERR_NOMEM; PX_ERR_PARSE when m has no MSH;
+ * PX_ERR_INVAL for a code or severity outside the enums. On failure out is left as it was. */
 px_err hl7_ack_build(const hl7_msg_t *m, const hl7_ack_spec *spec, px_buf *out, px_error *err);
 
 /* Builds a NAK when the message could not be parsed but a control id was found (or not):
- * default separators, version 2.5, MSH-9 ACK. control_id may be empty. */
+ * default separators, MSH-9 ACK, MSH-12 = version (2.5 when empty; the layout of 2.5 when
+ * unreadable). control_id may be empty; both are escaped. */
 px_err hl7_ack_build_bare(px_str msg_control_id, px_str version, const hl7_ack_spec *spec,
                           px_buf *out, px_error *err);
 
