@@ -100,8 +100,14 @@ px_err route__read_path(route_ctx *c, const char *text, struct route_cond *cond)
 {
     px_error perr;
     px_error_clear(&perr);
-    if (hl7_path_parse(px_str_from_cstr(text), &cond->path, &perr) != PX_OK)
-        return route__fail(c, "bad path: %s", perr.msg[0] != '\0' ? perr.msg : "unreadable");
+    if (hl7_path_parse(px_str_from_cstr(text), &cond->path, &perr) != PX_OK) {
+        /* The parser's messages start with "path: "; ours already say so. */
+        const char *why = perr.msg;
+        if (strncmp(why, "path: ", 6) == 0)
+            why += 6;
+        return route__fail(c, "bad path: %s (paths look like PID-3.1, OBX[2]-5, PID-3[2].4)",
+                           why[0] != '\0' ? why : "unreadable");
+    }
     cond->path_text = text;
     /* A repetition is explicit when '[' follows the segment's dash (OBX[2]-5 names a segment
      * occurrence, PID-3[2] a repetition). */

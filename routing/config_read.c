@@ -161,6 +161,10 @@ px_err route__check_object(route_ctx *c, const json_t *v, const char *const *all
             continue;
         if (best != NULL && best_d <= 2 && best_d < strlen(key))
             return route__fail_key(c, key, "unknown key (did you mean \"%s\"?)", best);
+        /* A unit suffix left off ("busy_timeout" for "busy_timeout_ms") is a common slip. */
+        for (size_t i = 0; allowed[i] != NULL && strlen(key) >= 4; i++)
+            if (strncmp(allowed[i], key, strlen(key)) == 0)
+                return route__fail_key(c, key, "unknown key (did you mean \"%s\"?)", allowed[i]);
         return route__fail_key(c, key, "unknown key");
     }
     return PX_OK;
