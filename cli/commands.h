@@ -13,5 +13,6 @@ enum {
 };
 
 int cmd_hl7(int argc, char **argv);
+int cmd_check_config(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ struct command {
 
 static const struct command commands[] = {
     {"hl7", cmd_hl7, "inspect HL7 v2 messages (show, validate)"},
+    {"check-config", cmd_check_config, "validate a configuration file"},
 };
 
 static void usage(FILE *out)
