@@ -16,6 +16,7 @@
 #include "hl7/hl7.h"
 #include "hl7/mllp.h"
 #include "ledger/ledger.h"
+#include "proxy/lanes.h"
 #include "proxy/peers.h"
 #include "proxy/proxy.h"
 #include "proxy/retransmit.h"
@@ -61,6 +62,7 @@ struct proxy_feed {
     proxy_rtx_t *rtx;
     proxy_upstream_t *upstream; /* borrowed from px */
     proxy_up_lane *feed_lane;   /* ordering: feed */
+    proxy_lanes_t *key_lanes;   /* ordering: key */
     proxy_sf_queue sf;
     /* After a ledger failure every route of the feed runs ledger-first (nothing more is
      * forwarded unledgered) until a commit succeeds again. */
@@ -130,6 +132,10 @@ struct proxy_txn {
     txn_ledger_state ledger;
     txn_legacy_state legacy;
     proxy_up_req up;
+    proxy_lane_ref *key_lane;   /* ordering: key (one use held) */
+    size_t batch_count;         /* messages in a batch frame (0: not a batch) */
+    int64_t *batch_ids;         /* their ledger ids */
+    px_str *batch_parts;        /* their bytes, views into msg */
     proxy_up_result up_res;     /* copy of the outcome (ack points into up_ack) */
     px_buf up_ack;
     unsigned attempts;
@@ -144,8 +150,22 @@ struct proxy_txn {
     int pending;      /* outstanding callbacks (ledger ops, upstream, writes) */
 };
 
+/* Where an enhanced-mode application ACK from the EHR must go: the sender connection that
+ * sent the original, and then the sender's commit ACK for it back to the EHR. */
+typedef struct proxy_app_route {
+    int state; /* 0 free, 1 waiting for the EHR's application ACK, 2 delivered to the sender */
+    proxy_conn *conn;
+    int64_t message;
+    char control_id[64]; /* the original MSH-10 */
+    char app_ack_id[64]; /* the application ACK's MSH-10, once delivered */
+} proxy_app_route;
+
+#define PROXY_APP_ROUTES 4096
+
 struct proxy {
     uv_loop_t *loop;
+    proxy_app_route *app_routes; /* PROXY_APP_ROUTES entries, reused round robin */
+    size_t app_route_next;
     route_config_t *cfg;
     char *config_path;
     ledger_t *ledger;
@@ -210,6 +230,8 @@ void proxy_conn_release(proxy_conn *c);
 void proxy_conn_flush(proxy_conn *c);
 void proxy_conn_hold(proxy_conn *c);
 void proxy_conn_update_reading(proxy_conn *c);
+/* Writes a frame to the sender outside the ACK order (an application ACK). */
+void proxy_conn_send(proxy_conn *c, px_str frame);
 
 /* txn.c */
 /* Takes one whole frame (bytes borrowed for the call) received on c. */
@@ -227,6 +249,8 @@ void proxy_sf_close(proxy_feed *f);
 px_err proxy_txn_recovered(proxy_feed *f, const ledger_outbox_row *row);
 /* Recovery is over: queue what arrived meanwhile behind the recovered rows. */
 void proxy_sf_release_later(proxy_feed *f);
+/* Forgets the application-ACK routes of a connection that is going away. */
+void proxy_app_routes_forget(proxy_t *px, proxy_conn *c);
 /* Frees the loop-thread scratch (parser, digest context). */
 void proxy_txn_cleanup(void);
 

@@ -43,6 +43,7 @@ static void conn_free(proxy_conn *c)
     px->nconns--;
     if (c->counted_peer)
         proxy_peers_release(px->peers, c->peer_ip);
+    proxy_app_routes_forget(px, c);
     proxy_upstream_lane_release(c->lane);
     px_buf_free(&c->rbuf);
     px_free(c);
@@ -157,6 +158,12 @@ static void conn_write_ack(proxy_conn *c, px_str ack)
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > CONN_MAX_WRITE_QUEUE)
         proxy_conn_close(c, "sender does not read its ACKs");
+}
+
+void proxy_conn_send(proxy_conn *c, px_str frame)
+{
+    if (!c->closing)
+        conn_write_ack(c, frame);
 }
 
 void proxy_conn_flush(proxy_conn *c)

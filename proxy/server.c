@@ -401,6 +401,7 @@ px_err proxy_start(uv_loop_t *loop, route_config_t *cfg, const char *config_path
             memcpy(px->config_path, config_path, n);
     }
     px->peers = proxy_peers_create();
+    px->app_routes = px_calloc(PROXY_APP_ROUTES, sizeof(*px->app_routes));
     uv_async_init(loop, &px->ledger_async, ledger_async_cb);
     px->ledger_async.data = px;
     uv_timer_init(loop, &px->drain_timer);
@@ -410,7 +411,7 @@ px_err proxy_start(uv_loop_t *loop, route_config_t *cfg, const char *config_path
     uv_signal_init(loop, &px->sig_hup);
     px->sig_term.data = px->sig_int.data = px->sig_hup.data = px;
     px->started_handles = true;
-    if (px->peers == NULL) {
+    if (px->peers == NULL || px->app_routes == NULL) {
         px_error_set(err, PX_ERR_NOMEM, "no memory for the proxy");
         goto out_fail;
     }
@@ -460,7 +461,8 @@ px_err proxy_start(uv_loop_t *loop, route_config_t *cfg, const char *config_path
         f->index = i;
         f->upstream = px->upstreams[feeds[i].upstream_index];
         f->feed_lane = proxy_upstream_lane_create(f->upstream);
-        if (f->feed_lane == NULL ||
+        f->key_lanes = proxy_lanes_create(f->upstream);
+        if (f->feed_lane == NULL || f->key_lanes == NULL ||
             proxy_rtx_create(feeds[i].retransmit_window, &f->rtx, err) != PX_OK) {
             px_error_set(err, PX_ERR_NOMEM, "no memory for feed %s", feeds[i].name);
             goto out_fail;
@@ -611,10 +613,12 @@ static void async_closed(uv_handle_t *h)
     for (size_t i = 0; i < px->nfeeds; i++) {
         proxy_rtx_destroy(px->feeds[i].rtx);
         proxy_upstream_lane_release(px->feeds[i].feed_lane);
+        proxy_lanes_destroy(px->feeds[i].key_lanes);
     }
     px_free(px->feeds);
     px_free(px->upstreams);
     proxy_peers_destroy(px->peers);
+    px_free(px->app_routes);
     route_config_destroy(px->cfg);
     px_free(px->config_path);
     proxy_txn_cleanup();

@@ -16,6 +16,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "hl7/batch.h"
 #include "proxy/internal.h"
 
 static hl7_msg_t *shared_parser;
@@ -237,6 +238,7 @@ static void legacy_send(proxy_txn *t, proxy_up_lane *lane)
     t->up.msg = t->msg;
     t->up.control_id = t->msh.control_id;
     t->up.enhanced = t->ack_mode == HL7_ACK_MODE_ENHANCED;
+    t->up.batch = t->batch_count > 0;
     t->up.done = legacy_done;
     t->up.data = t;
     t->legacy = TXN_LEGACY_SENT;
@@ -247,6 +249,8 @@ static void legacy_send(proxy_txn *t, proxy_up_lane *lane)
 
 static proxy_up_lane *txn_lane(proxy_txn *t)
 {
+    if (t->key_lane != NULL)
+        return proxy_lane_ref_lane(t->key_lane);
     if (t->route.ordering.kind == ROUTE_ORDER_FEED || t->conn == NULL)
         return t->feed->feed_lane;
     return t->conn->lane;
@@ -464,6 +468,20 @@ static void add_divergence(ledger_op_t *op, int64_t message, ledger_divergence_k
 }
 
 /* Records the legacy leg's outcome, the ACK the sender got and any divergence, in one op. */
+/* The ids and bytes of the messages a transaction carries (several for a batch). */
+static size_t txn_messages(proxy_txn *t, const int64_t **ids, const px_str **parts)
+{
+    if (t->batch_count > 0) {
+        *ids = t->batch_ids;
+        *parts = t->batch_parts;
+        return t->batch_count;
+    }
+    *ids = &t->id;
+    *parts = NULL;
+    return 1;
+}
+
+/* Records the legacy leg's outcome, the ACK the sender got and any divergence, in one op. */
 static void txn_record(proxy_txn *t)
 {
     ledger_op_t *op = op_new(t);
@@ -471,74 +489,81 @@ static void txn_record(proxy_txn *t)
         log_txn(PX_LOG_ERROR, "record_failed", t, "no memory");
         return;
     }
-    int64_t msg_id = t->id;
-    if (t->ledger == TXN_LEDGER_FAILED) {
-        /* The first write failed: store the message now, as rejected. */
-        ledger_message_rec r = message_rec(t, LEDGER_MSG_REJECTED, "ledger write failed; refused");
-        ledger_op_add_message(op, &r, &msg_id, NULL);
-    }
+    const int64_t *stored_ids;
+    const px_str *parts;
+    size_t n = txn_messages(t, &stored_ids, &parts);
     const proxy_up_result *r = &t->up_res;
-    if (t->legacy == TXN_LEGACY_DONE && t->attempts > 0) {
-        ledger_leg_rec leg = {0};
-        leg.message = msg_id;
-        leg.leg = LEDGER_LEG_LEGACY;
-        leg.state = leg_state_of(r);
-        leg.attempts = (int)t->attempts;
-        if (r->code_valid)
-            leg.ack_code = px_str_from_cstr(hl7_ack_code_name(r->code));
-        leg.ack = r->ack;
-        leg.error = r->outcome == PROXY_UP_ACKED && !r->msa2_mismatch ? PX_STR_NULL
-                                                                       : px_str_from_cstr(r->reason);
-        leg.latency_us = (int64_t)r->latency_us;
-        leg.updated_at_ms = proxy_wall_ms();
-        ledger_op_add_leg(op, &leg, NULL);
-        char detail[256];
-        if (r->outcome == PROXY_UP_ANOMALY || r->msa2_mismatch) {
-            snprintf(detail, sizeof(detail), "{\"leg\":\"legacy\",\"reason\":\"%s\",\"relayed\":%s}",
-                     r->reason, r->outcome == PROXY_UP_ACKED ? "true" : "false");
-            add_divergence(op, msg_id, LEDGER_DIV_ACK_ANOMALY, detail);
-        } else if (r->outcome == PROXY_UP_UNKNOWN) {
-            snprintf(detail, sizeof(detail), "{\"leg\":\"legacy\",\"reason\":\"%s\"}", r->reason);
-            add_divergence(op, msg_id, LEDGER_DIV_UNKNOWN_OUTCOME, detail);
-        } else if (t->store_forward && r->outcome == PROXY_UP_ACKED && r->code != HL7_ACK_AA &&
-                   r->code != HL7_ACK_CA) {
-            /* The sender was told AA/CA long ago; the EHR said otherwise: someone must see it. */
-            snprintf(detail, sizeof(detail),
-                     "{\"sender_ack\":\"accepted\",\"legacy\":\"%s\",\"policy\":\"store_forward\"}",
-                     hl7_ack_code_name(r->code));
-            add_divergence(op, msg_id, LEDGER_DIV_OUTCOME_MISMATCH, detail);
+    bool sent = t->legacy == TXN_LEGACY_DONE && t->attempts > 0;
+    for (size_t k = 0; k < n; k++) {
+        int64_t msg_id = stored_ids[k];
+        if (t->ledger == TXN_LEDGER_FAILED) {
+            /* The first write failed: store the message now, as rejected. */
+            ledger_message_rec m = message_rec(t, LEDGER_MSG_REJECTED, "ledger write failed; refused");
+            if (parts != NULL)
+                m.body_part = parts[k];
+            ledger_op_add_message(op, &m, &msg_id, NULL);
         }
-    } else if (t->legacy != TXN_LEGACY_DONE || t->attempts == 0) {
         ledger_leg_rec leg = {0};
         leg.message = msg_id;
         leg.leg = LEDGER_LEG_LEGACY;
-        leg.state = t->store_forward ? LEDGER_LEG_PENDING : LEDGER_LEG_FAILED;
-        leg.error = px_str_from_cstr(t->ledger == TXN_LEDGER_FAILED ? "not forwarded: ledger write failed"
-                                                                    : "not forwarded");
-        leg.latency_us = -1;
         leg.updated_at_ms = proxy_wall_ms();
-        if (!t->store_forward)
+        leg.latency_us = -1;
+        char detail[256];
+        if (sent) {
+            leg.state = leg_state_of(r);
+            leg.attempts = (int)t->attempts;
+            if (r->code_valid)
+                leg.ack_code = px_str_from_cstr(hl7_ack_code_name(r->code));
+            leg.ack = r->ack;
+            if (r->outcome != PROXY_UP_ACKED || r->msa2_mismatch)
+                leg.error = px_str_from_cstr(r->reason);
+            leg.latency_us = (int64_t)r->latency_us;
             ledger_op_add_leg(op, &leg, NULL);
-    }
-    if (t->store_forward && t->legacy == TXN_LEGACY_DONE) {
-        ledger_outbox_rec ob = {0};
-        ob.action = LEDGER_OUTBOX_DELETE;
-        ob.message = msg_id;
-        ob.leg = LEDGER_LEG_LEGACY;
-        ledger_op_add_outbox(op, &ob, NULL);
-    }
-    if (!t->ack_recorded && t->answered && !t->no_answer && t->ack.len > 0) {
-        hl7_msg_t *m = parser();
-        hl7_ack_info info;
-        ledger_sender_ack_rec a = {0};
-        a.message = msg_id;
-        if (m != NULL && hl7_parse(m, t->ack.data, t->ack.len, 0, NULL) == PX_OK &&
-            hl7_ack_read(m, &info, NULL) == PX_OK)
-            a.code = px_str_from_cstr(hl7_ack_code_name(info.code));
-        a.bytes = px_buf_view(&t->ack);
-        a.sent_at_ms = proxy_wall_ms();
-        ledger_op_add_sender_ack(op, &a, NULL);
-        t->ack_recorded = true;
+            if (r->outcome == PROXY_UP_ANOMALY || r->msa2_mismatch) {
+                snprintf(detail, sizeof(detail),
+                         "{\"leg\":\"legacy\",\"reason\":\"%s\",\"relayed\":%s}", r->reason,
+                         r->outcome == PROXY_UP_ACKED ? "true" : "false");
+                add_divergence(op, msg_id, LEDGER_DIV_ACK_ANOMALY, detail);
+            } else if (r->outcome == PROXY_UP_UNKNOWN) {
+                snprintf(detail, sizeof(detail), "{\"leg\":\"legacy\",\"reason\":\"%s\"}",
+                         r->reason);
+                add_divergence(op, msg_id, LEDGER_DIV_UNKNOWN_OUTCOME, detail);
+            } else if (t->store_forward && r->outcome == PROXY_UP_ACKED && r->code_valid &&
+                       r->code != HL7_ACK_AA && r->code != HL7_ACK_CA) {
+                /* The sender was told it was accepted; the EHR said otherwise. */
+                snprintf(detail, sizeof(detail),
+                         "{\"sender_ack\":\"accepted\",\"legacy\":\"%s\",\"policy\":\"store_forward\"}",
+                         hl7_ack_code_name(r->code));
+                add_divergence(op, msg_id, LEDGER_DIV_OUTCOME_MISMATCH, detail);
+            }
+            if (t->store_forward) {
+                ledger_outbox_rec ob = {0};
+                ob.action = LEDGER_OUTBOX_DELETE;
+                ob.message = msg_id;
+                ob.leg = LEDGER_LEG_LEGACY;
+                ledger_op_add_outbox(op, &ob, NULL);
+            }
+        } else if (!t->store_forward) {
+            leg.state = LEDGER_LEG_FAILED;
+            leg.error = px_str_from_cstr(t->ledger == TXN_LEDGER_FAILED
+                                             ? "not forwarded: ledger write failed"
+                                             : (t->no_answer ? "not forwarded: upstream down (held)"
+                                                             : "not forwarded"));
+            ledger_op_add_leg(op, &leg, NULL);
+        }
+        if (k == 0 && !t->ack_recorded && t->answered && !t->no_answer && t->ack.len > 0) {
+            hl7_msg_t *m = parser();
+            hl7_ack_info info;
+            ledger_sender_ack_rec a = {0};
+            a.message = msg_id;
+            if (m != NULL && hl7_parse(m, t->ack.data, t->ack.len, 0, NULL) == PX_OK &&
+                hl7_ack_read(m, &info, NULL) == PX_OK)
+                a.code = px_str_from_cstr(hl7_ack_code_name(info.code));
+            a.bytes = px_buf_view(&t->ack);
+            a.sent_at_ms = proxy_wall_ms();
+            ledger_op_add_sender_ack(op, &a, NULL);
+            t->ack_recorded = true;
+        }
     }
     proxy_ledger_submit(t->px, op, t);
 }
@@ -751,6 +776,203 @@ void proxy_txn_ledger_done(proxy_txn *t, ledger_op_t *op)
     txn_answer(t);
 }
 
+/* ---- batches ---- */
+
+/* A batch (FHS/BHS … BTS/FTS) is forwarded whole and its answer relayed; the ledger holds
+ * one row per contained message. Retransmission checks do not apply to batches. */
+static void txn_batch(proxy_txn *t, proxy_conn *c)
+{
+    proxy_t *px = t->px;
+    proxy_feed *f = t->feed;
+    px_str bytes = px_msg_bytes(t->msg);
+    hl7_batch_iter it;
+    px_str part;
+    size_t n = 0;
+    hl7_batch_iter_init(&it, bytes);
+    while (hl7_batch_next(&it, &part, NULL) == PX_OK)
+        n++;
+    hl7_msg_t *m = parser();
+    if (n == 0 || m == NULL) {
+        txn_refuse(t, NULL, 0, "batch without a readable message", PROXY_REFUSE_NO_MSH, false);
+        proxy_conn_flush(c);
+        proxy_conn_close(c, "batch without a readable message");
+        return;
+    }
+    t->batch_ids = px_calloc(n, sizeof(*t->batch_ids));
+    t->batch_parts = px_calloc(n, sizeof(*t->batch_parts));
+    ledger_op_t *op = op_new(t);
+    if (t->batch_ids == NULL || t->batch_parts == NULL || op == NULL) {
+        ledger_op_destroy(op);
+        proxy_conn_close(c, "no memory for a batch");
+        return;
+    }
+    hl7_batch_iter_init(&it, bytes);
+    hl7_msh first = {0};
+    size_t k = 0;
+    while (k < n && hl7_batch_next(&it, &part, NULL) == PX_OK) {
+        t->batch_parts[k] = part;
+        if (hl7_parse(m, part.ptr, part.len, 0, NULL) == PX_OK)
+            hl7_msh_read(m, &t->msh, NULL);
+        else
+            memset(&t->msh, 0, sizeof(t->msh));
+        if (k == 0) {
+            first = t->msh;
+            route_resolve(t->cfg, f->cfg, m, &first, &t->route);
+        }
+        ledger_message_rec r = message_rec(t, LEDGER_MSG_RECEIVED, "in a batch");
+        r.hash = NULL;
+        r.body_part = part;
+        int64_t ref = 0;
+        ledger_op_add_message(op, &r, &ref, NULL);
+        ledger_leg_rec leg = {0};
+        leg.message = ref;
+        leg.leg = LEDGER_LEG_LEGACY;
+        leg.state = LEDGER_LEG_IN_FLIGHT;
+        leg.latency_us = -1;
+        leg.updated_at_ms = t->received_at_ms;
+        ledger_op_add_leg(op, &leg, NULL);
+        k++;
+    }
+    t->batch_count = k;
+    /* The batch answers to its header's control id (BHS-11, else FHS-11), else the first
+     * message's. */
+    t->msh = first;
+    px_str header = it.bhs.len > 0 ? it.bhs : it.fhs;
+    if (header.len > 4) {
+        px_str id = hl7_piece(header, header.ptr[3], 11);
+        if (id.len > 0)
+            t->msh.control_id = id;
+    }
+    t->ack_mode = hl7_ack_mode_for(&t->msh, t->route.ack_mode);
+    t->ledger = TXN_LEDGER_PENDING;
+    t->id = proxy_ledger_submit(px, op, t);
+    for (size_t i = 0; i < k; i++)
+        t->batch_ids[i] = ledger_op_message_id(op, i);
+    if (!f->ledger_first)
+        legacy_send(t, txn_lane(t));
+    else
+        t->legacy = TXN_LEGACY_WAITING;
+}
+
+/* ---- application ACKs (enhanced mode) ---- */
+
+static void app_route_add(proxy_txn *t)
+{
+    proxy_t *px = t->px;
+    if (t->conn == NULL || t->msh.control_id.len >= sizeof(px->app_routes[0].control_id))
+        return;
+    proxy_app_route *r = &px->app_routes[px->app_route_next];
+    px->app_route_next = (px->app_route_next + 1) % PROXY_APP_ROUTES;
+    memset(r, 0, sizeof(*r));
+    r->state = 1;
+    r->conn = t->conn;
+    r->message = t->id;
+    px_str_to_cbuf(t->msh.control_id, r->control_id, sizeof(r->control_id));
+}
+
+void proxy_app_routes_forget(proxy_t *px, proxy_conn *c)
+{
+    if (px->app_routes == NULL)
+        return;
+    for (size_t i = 0; i < PROXY_APP_ROUTES; i++)
+        if (px->app_routes[i].conn == c)
+            px->app_routes[i].conn = NULL;
+}
+
+static void record_relay(proxy_t *px, proxy_feed *f, const char *peer, const hl7_msh *msh,
+                         px_msg_t *body, const char *reason)
+{
+    ledger_op_t *op = op_new(NULL);
+    if (op == NULL)
+        return;
+    ledger_message_rec r = {0};
+    r.received_at_ms = proxy_wall_ms();
+    r.feed = px_str_from_cstr(f->cfg->name);
+    r.peer = px_str_from_cstr(peer);
+    r.sending_app = msh->sending_app;
+    r.sending_facility = msh->sending_facility;
+    r.receiving_app = msh->receiving_app;
+    r.receiving_facility = msh->receiving_facility;
+    r.type = msh->type;
+    r.trigger = msh->trigger;
+    r.control_id = msh->control_id;
+    r.version = msh->version;
+    r.config_version = (int64_t)route_config_generation(px->cfg);
+    r.state = LEDGER_MSG_RECEIVED;
+    r.reason = px_str_from_cstr(reason);
+    r.body = body;
+    ledger_op_add_message(op, &r, NULL, NULL);
+    proxy_ledger_submit(px, op, NULL);
+}
+
+/* The EHR's application ACK for an earlier message: carry it back to the sender. */
+bool proxy_txn_on_unsolicited(proxy_upstream_t *u, px_str frame, void *arg)
+{
+    proxy_t *px = arg;
+    (void)u;
+    hl7_msg_t *m = parser();
+    hl7_msh msh;
+    hl7_ack_info info;
+    if (m == NULL || hl7_parse(m, frame.ptr, frame.len, 0, NULL) != PX_OK ||
+        hl7_msh_read(m, &msh, NULL) != PX_OK || hl7_ack_read(m, &info, NULL) != PX_OK)
+        return false;
+    proxy_app_route *r = NULL;
+    for (size_t i = 0; i < PROXY_APP_ROUTES; i++) {
+        proxy_app_route *e = &px->app_routes[i];
+        if (e->state == 1 && px_str_eq_cstr(info.acked_control_id, e->control_id)) {
+            r = e;
+            break;
+        }
+    }
+    if (r == NULL)
+        return false;
+    px_msg_t *body = NULL;
+    if (px_msg_create(frame.ptr, frame.len, &body, NULL) != PX_OK)
+        return true; /* taken, though it could not be recorded: the sender's resend settles it */
+    /* Views into the copy: m still indexes the EHR's frame, which dies after this call. */
+    hl7_parse(m, px_msg_bytes(body).ptr, px_msg_bytes(body).len, 0, NULL);
+    hl7_msh_read(m, &msh, NULL);
+    proxy_conn *c = r->conn;
+    if (c == NULL || c->closing) {
+        record_relay(px, &px->feeds[0], "", &msh, body,
+                     "application ACK from the upstream; sender disconnected, not delivered");
+        r->state = 0;
+    } else {
+        proxy_conn_send(c, px_msg_bytes(body));
+        px_str_to_cbuf(msh.control_id, r->app_ack_id, sizeof(r->app_ack_id));
+        r->state = 2;
+        record_relay(px, c->feed, c->peer, &msh, body,
+                     "application ACK from the upstream, relayed to the sender");
+    }
+    px_msg_unref(body);
+    return true;
+}
+
+/* The sender's commit ACK for an application ACK we relayed: pass it on to the EHR. */
+static bool app_ack_from_sender(proxy_txn *t, proxy_conn *c, const hl7_msg_t *m)
+{
+    proxy_t *px = t->px;
+    hl7_ack_info info;
+    if (hl7_ack_read(m, &info, NULL) != PX_OK)
+        return false;
+    for (size_t i = 0; i < PROXY_APP_ROUTES; i++) {
+        proxy_app_route *r = &px->app_routes[i];
+        if (r->state != 2 || r->conn != c || !px_str_eq_cstr(info.acked_control_id, r->app_ack_id))
+            continue;
+        r->state = 0;
+        proxy_upstream_send_unsolicited(t->feed->upstream, px_msg_bytes(t->msg));
+        record_relay(px, t->feed, c->peer, &t->msh, t->msg,
+                     "commit ACK from the sender for an application ACK, relayed upstream");
+        t->legacy = TXN_LEGACY_DONE;
+        t->answered = true;
+        t->no_answer = true;
+        t->settled = true;
+        proxy_conn_flush(c);
+        return true;
+    }
+    return false;
+}
+
 /* ---- the frame ---- */
 
 void proxy_txn_frame(proxy_conn *c, px_str frame)
@@ -764,6 +986,10 @@ void proxy_txn_frame(proxy_conn *c, px_str frame)
     }
     hl7_msg_t *m = parser();
     px_str bytes = px_msg_bytes(t->msg);
+    if (hl7_is_batch(bytes)) {
+        txn_batch(t, c);
+        return;
+    }
     if (m == NULL || hl7_parse(m, bytes.ptr, bytes.len, 0, NULL) != PX_OK ||
         hl7_msh_read(m, &t->msh, NULL) != PX_OK) {
         /* No MSH: nothing to answer to. Record, then close as the EHR port would. */
@@ -779,8 +1005,19 @@ void proxy_txn_frame(proxy_conn *c, px_str frame)
         proxy_conn_flush(c);
         return;
     }
+    if (px_str_eq(t->msh.type, PX_LIT("ACK")) && app_ack_from_sender(t, c, m))
+        return;
     route_resolve(t->cfg, f->cfg, m, &t->msh, &t->route);
     t->ack_mode = hl7_ack_mode_for(&t->msh, t->route.ack_mode);
+    if (t->route.ordering.kind == ROUTE_ORDER_KEY) {
+        px_str key;
+        route_ordering_value(&t->route.ordering, m, &key);
+        t->key_lane = proxy_lanes_acquire(f->key_lanes, key);
+        if (t->key_lane == NULL) {
+            proxy_conn_close(c, "no memory for an ordering lane");
+            return;
+        }
+    }
     if (t->route.filter_action == ROUTE_FILTER_REFUSE) {
         char why[160];
         snprintf(why, sizeof(why), "refused by the feed's filter on %s",
@@ -887,20 +1124,14 @@ void proxy_txn_frame(proxy_conn *c, px_str frame)
         if (t->rtx != NULL)
             t->rtx->waiters = t;
     }
+    /* The EHR follows what the message asked for (MSH-15/16), whatever our own ACK mode. */
+    if (hl7_ack_mode_for(&t->msh, HL7_ACK_MODE_FROM_MSH) == HL7_ACK_MODE_ENHANCED &&
+        !px_str_eq(t->msh.app_ack, PX_LIT("NE")))
+        app_route_add(t);
     if (forward_now)
         legacy_send(t, txn_lane(t));
     else if (!commit)
         t->legacy = TXN_LEGACY_WAITING;
-}
-
-/* ---- application ACKs (enhanced mode) ---- */
-
-bool proxy_txn_on_unsolicited(proxy_upstream_t *u, px_str frame, void *arg)
-{
-    (void)u;
-    (void)frame;
-    (void)arg;
-    return false;
 }
 
 /* ---- ending ---- */
@@ -930,6 +1161,10 @@ void proxy_txn_free(proxy_txn *t)
         t->rtx->waiters = NULL;
         proxy_rtx_remove(t->feed->rtx, t->rtx);
     }
+    if (t->key_lane != NULL)
+        proxy_lanes_release(t->feed->key_lanes, t->key_lane);
+    px_free(t->batch_ids);
+    px_free(t->batch_parts);
     px->inflight_bytes -= px_msg_bytes(t->msg).len;
     px->txns_open--;
     px_msg_unref(t->msg);

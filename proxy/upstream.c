@@ -5,6 +5,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "hl7/batch.h"
 #include "hl7/hl7.h"
 #include "hl7/mllp.h"
 
@@ -341,6 +342,26 @@ static void handle_frame(up_conn *c, px_str frame)
     proxy_up_result res = {0};
     res.ack = frame;
     hl7_ack_info info;
+    if (c->inflight->batch) {
+        /* A batch is answered by a batch of ACKs or by one ACK; relay whatever it is. */
+        res.outcome = PROXY_UP_ACKED;
+        res.reason = "batch answered";
+        hl7_batch_iter it;
+        px_str first;
+        hl7_batch_iter_init(&it, frame);
+        if (hl7_batch_next(&it, &first, NULL) == PX_OK &&
+            hl7_parse(c->parser, first.ptr, first.len, 0, NULL) == PX_OK &&
+            hl7_ack_read(c->parser, &info, NULL) == PX_OK) {
+            res.code_valid = true;
+            res.code = info.code;
+        }
+        u->stats.acked++;
+        u->consecutive_failures = 0;
+        u->breaker_until_ms = 0;
+        conn_finish(c, &res);
+        dispatch(u);
+        return;
+    }
     if (hl7_parse(c->parser, frame.ptr, frame.len, 0, NULL) != PX_OK ||
         hl7_ack_read(c->parser, &info, NULL) != PX_OK) {
         res.outcome = PROXY_UP_ANOMALY;

@@ -67,6 +67,8 @@ struct proxy_up_req {
     px_msg_t *msg;      /* the message bytes (unframed); a reference is held while queued */
     px_str control_id;  /* MSH-10, a view into msg, for the MSA-2 check */
     bool enhanced;      /* the message asked for enhanced-mode ACKs (an app ACK may follow) */
+    bool batch;         /* a whole batch: its answer (a batch of ACKs, or one ACK) is relayed
+                           as it is; MSA-1 is read from its first MSA when there is one */
     proxy_up_done_cb done;
     void *data;         /* owner's pointer */
     /* Private. */
