@@ -258,6 +258,38 @@ START_TEST(filters_refuse_or_keep_messages_off_the_fhir_leg)
 }
 END_TEST
 
+START_TEST(msh9_filters_compare_exactly_with_type_or_type_caret_trigger)
+{
+    static const char text[] =
+        "{\"instance\": \"px\", \"ledger\": {\"path\": \"l.db\"},"
+        " \"upstreams\": [{\"name\": \"ehr\", \"host\": \"127.0.0.1\", \"port\": 2575}],"
+        " \"feeds\": [{\"name\": \"f\", \"listen\": \"127.0.0.1\", \"port\": 7000,"
+        "   \"upstream\": \"ehr\", \"filters\": ["
+        "     {\"path\": \"MSH-9\", \"equals\": \"ADT^A01\", \"action\": \"refuse\"},"
+        "     {\"path\": \"MSH-9\", \"in\": [\"ORM\", \"SIU^S12\"], \"action\": \"skip_fhir\"},"
+        "     {\"path\": \"PID-8\", \"equals\": \"\", \"action\": \"legacy_only\"}]}]}";
+    route_config_t *c = rt_config(text);
+    route_decision d;
+    rt_resolve(c, "f", MSH_PREFIX "A|B|C|D|20240101||ADT^A01|e1|P|2.5\nPID|1||1|||||F", &d);
+    ck_assert_int_eq(d.filter_index, 0);
+    /* Equality is exact: A011 is not A01, and * is not a wildcard for equals. */
+    rt_resolve(c, "f", MSH_PREFIX "A|B|C|D|20240101||ADT^A011|e2|P|2.5\nPID|1||1|||||F", &d);
+    ck_assert_int_eq(d.filter_index, -1);
+    rt_resolve(c, "f", MSH_PREFIX "A|B|C|D|20240101||ORM^O01|e3|P|2.5\nPID|1||1|||||F", &d);
+    ck_assert_int_eq(d.filter_index, 1);
+    rt_resolve(c, "f", MSH_PREFIX "A|B|C|D|20240101||SIU^S12|e4|P|2.5\nPID|1||1|||||F", &d);
+    ck_assert_int_eq(d.filter_index, 1);
+    rt_resolve(c, "f", MSH_PREFIX "A|B|C|D|20240101||SIU^S13|e5|P|2.5\nPID|1||1|||||F", &d);
+    ck_assert_int_eq(d.filter_index, -1);
+    /* An empty PID-8, or no PID at all, equals "". */
+    rt_resolve(c, "f", MSH_PREFIX "A|B|C|D|20240101||SIU^S13|e6|P|2.5\nPID|1||1", &d);
+    ck_assert_int_eq(d.filter_index, 2);
+    rt_resolve(c, "f", MSH_PREFIX "A|B|C|D|20240101||SIU^S13|e7|P|2.5", &d);
+    ck_assert_int_eq(d.filter_index, 2);
+    route_config_destroy(c);
+}
+END_TEST
+
 START_TEST(resolution_with_only_the_msh_reads_other_paths_as_empty)
 {
     rt_msg msg;
@@ -337,6 +369,7 @@ TCase *routing_tcase_resolve(void)
     tcase_add_test(tc, a_route_that_lists_its_legs_overrides_the_class_default);
     tcase_add_test(tc, a_message_without_a_fhir_leg_is_answered_by_the_legacy_policy);
     tcase_add_test(tc, filters_refuse_or_keep_messages_off_the_fhir_leg);
+    tcase_add_test(tc, msh9_filters_compare_exactly_with_type_or_type_caret_trigger);
     tcase_add_test(tc, resolution_with_only_the_msh_reads_other_paths_as_empty);
     tcase_add_test(tc, the_ordering_key_is_read_from_the_message);
     tcase_add_test(tc, resolution_is_fast_and_never_allocates);
