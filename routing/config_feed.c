@@ -440,7 +440,8 @@ static px_err read_filter(route_ctx *c, const json_t *v, struct route_filter *fi
     return PX_OK;
 }
 
-/* Reads an array of objects under key: *count elements, each read by fn at its index path. */
+/* obj[key] when it is an array of at most max entries; NULL when absent (*rc PX_OK) or when
+ * it is not such an array (*rc set). */
 static const json_t *get_array(route_ctx *c, const json_t *obj, const char *key, size_t max,
                                px_err *rc)
 {
@@ -472,6 +473,22 @@ static px_err read_charset(route_ctx *c, const json_t *obj, const char **out)
                            "expected an HL7 table 0211 character set such as \"UNICODE UTF-8\", "
                            "\"8859/1\" or \"ASCII\", got \"%.32s\"",
                            s);
+}
+
+/* True when the feed's upstream is the feed's own listening socket on this machine. */
+static bool forwards_to_itself(const route_feed *feed)
+{
+    const route_upstream *u = feed->upstream;
+    if (u->port != feed->port)
+        return false;
+    static const char *const local[] = {"localhost", "127.0.0.1", "::1"};
+    bool loopback = false;
+    for (size_t i = 0; i < COUNT(local); i++)
+        loopback = loopback || strcmp(u->host, local[i]) == 0;
+    bool any = strcmp(feed->listen, "0.0.0.0") == 0 || strcmp(feed->listen, "::") == 0;
+    return strcmp(u->host, feed->listen) == 0 ||
+           (loopback &&
+            (any || strcmp(feed->listen, "127.0.0.1") == 0 || strcmp(feed->listen, "::1") == 0));
 }
 
 static px_err read_feed(route_ctx *c, const json_t *v, struct route_config *cfg, size_t index)
@@ -506,6 +523,12 @@ static px_err read_feed(route_ctx *c, const json_t *v, struct route_config *cfg,
     }
     if (feed->upstream == NULL)
         return route__fail_key(c, "upstream", "no upstream is named \"%s\"", upstream);
+    if (forwards_to_itself(feed))
+        return route__fail_key(c, "upstream",
+                               "upstream \"%s\" (%s:%u) is this feed's own listener: messages "
+                               "would loop",
+                               feed->upstream->name, feed->upstream->host,
+                               (unsigned)feed->upstream->port);
 
     feed->defaults.ack_mode = HL7_ACK_MODE_ORIGINAL;
     feed->defaults.ack_policy = ROUTE_ACK_LEGACY;

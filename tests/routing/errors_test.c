@@ -80,6 +80,8 @@ static const struct bad_case cases[] = {
     {"feeds/0/port", NULL, "feeds[0].port", "missing (expected an integer from 1 to 65535)"},
     {"feeds/0/listen", "\"0.0.0.0.0\"", "feeds[0].listen", "expected an IP address"},
     {"feeds/0/upstream", "\"ehrr\"", "feeds[0].upstream", "no upstream is named \"ehrr\""},
+    {"upstreams/0/port", "6661", "feeds[0].upstream",
+     "upstream \"ehr\" (127.0.0.1:6661) is this feed's own listener: messages would loop"},
     {"feeds/0/ack_mode", "\"orignal\"", "feeds[0].ack_mode",
      "expected \"original\", \"enhanced\" or \"from-MSH\", got \"orignal\""},
     {"feeds/0/ack_policy", "\"fhir\"", "feeds[0].ack_policy",
