@@ -86,6 +86,7 @@ struct proxy_conn {
     proxy_up_lane *lane;    /* ordering: connection */
     uint64_t frame_start_ms; /* when the pending partial frame began (0: none) */
     uint64_t last_activity_ms;
+    uint64_t write_since_ms; /* when unsent ACK bytes began to queue (0: none queued) */
     unsigned refs;      /* the handles (1 while open) + transactions attached */
     unsigned pending_closes;
     bool reading;       /* uv_read_start is active */

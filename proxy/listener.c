@@ -17,6 +17,7 @@ static const char mllp_sb[1] = {HL7_MLLP_SB};
 static const char mllp_eb[2] = {HL7_MLLP_EB, HL7_MLLP_CR};
 
 static void conn_arm_timer(proxy_conn *c);
+static void conn_timer_cb(uv_timer_t *t);
 
 static void log_conn(px_log_level level, const char *event, const proxy_conn *c, const char *why)
 {
@@ -129,6 +130,10 @@ static void ack_write_cb(uv_write_t *w, int status)
     px_free(aw);
     if (status < 0 && !c->closing)
         proxy_conn_close(c, uv_strerror(status));
+    if (!c->closing && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        c->write_since_ms = 0;
+        conn_arm_timer(c);
+    }
     proxy_conn_release(c);
 }
 
@@ -156,8 +161,15 @@ static void conn_write_ack(proxy_conn *c, px_str ack)
         proxy_conn_close(c, uv_strerror(rc));
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > CONN_MAX_WRITE_QUEUE)
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (queued > CONN_MAX_WRITE_QUEUE) {
         proxy_conn_close(c, "sender does not read its ACKs");
+        return;
+    }
+    if (queued > 0 && c->write_since_ms == 0) {
+        c->write_since_ms = proxy_now_ms(c->px);
+        conn_arm_timer(c);
+    }
 }
 
 void proxy_conn_send(proxy_conn *c, px_str frame)
@@ -200,7 +212,8 @@ void proxy_conn_hold(proxy_conn *c)
     c->held = true;
     log_conn(PX_LOG_WARN, "conn_held", c, "upstream down");
     proxy_conn_update_reading(c);
-    conn_arm_timer(c);
+    /* The bound counts from the moment the hold began, whatever timer ran before. */
+    uv_timer_start(&c->timer, conn_timer_cb, c->feed->cfg->hold_close_after_ms, 0);
 }
 
 /* ---- deadlines ---- */
@@ -213,6 +226,10 @@ static void conn_timer_cb(uv_timer_t *t)
     uint64_t now = proxy_now_ms(px);
     if (c->held) {
         proxy_conn_close(c, "upstream down: held connection closed");
+        return;
+    }
+    if (c->write_since_ms != 0 && now - c->write_since_ms >= lim->ack_write_timeout_ms) {
+        proxy_conn_close(c, "sender does not read its ACKs");
         return;
     }
     if (c->frame_start_ms != 0 && now - c->frame_start_ms >= lim->frame_deadline_ms) {
@@ -235,10 +252,11 @@ static void conn_arm_timer(proxy_conn *c)
     const route_limits *lim = route_config_limits(c->px->cfg);
     uint64_t now = proxy_now_ms(c->px);
     uint64_t due;
-    if (c->held) {
-        due = now + c->feed->cfg->hold_close_after_ms;
-        if (uv_is_active((uv_handle_t *)&c->timer))
-            return; /* the hold bound is counted from when the hold began */
+    if (c->held)
+        return; /* proxy_conn_hold set the bound */
+    if (c->write_since_ms != 0) {
+        /* An ACK the sender has not read: cut off a sender that stopped reading. */
+        due = c->write_since_ms + lim->ack_write_timeout_ms;
     } else if (c->frame_start_ms != 0) {
         due = c->frame_start_ms + lim->frame_deadline_ms;
     } else if (c->head == NULL) {
@@ -247,6 +265,9 @@ static void conn_arm_timer(proxy_conn *c)
         uv_timer_stop(&c->timer); /* waiting on us, not on the sender */
         return;
     }
+    if (c->frame_start_ms != 0 && c->write_since_ms != 0 &&
+        c->frame_start_ms + lim->frame_deadline_ms < due)
+        due = c->frame_start_ms + lim->frame_deadline_ms;
     uv_timer_start(&c->timer, conn_timer_cb, due > now ? due - now : 0, 0);
 }
 

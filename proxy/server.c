@@ -149,6 +149,19 @@ static size_t sf_total(const proxy_t *px)
     return n;
 }
 
+/* Queued messages that are not being sent: the drain leaves those in the outbox. */
+static size_t sf_idle(const proxy_t *px)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < px->nfeeds; i++) {
+        const proxy_sf_queue *q = &px->feeds[i].sf;
+        n += q->count - (q->sending ? 1 : 0);
+        for (const proxy_txn *t = q->later_head; t != NULL; t = t->sf_next)
+            n++;
+    }
+    return n;
+}
+
 static void recovery_maybe_read(proxy_t *px)
 {
     if (recovery.active && !recovery.reading && !px->stopping && sf_total(px) < RECOVERY_LOW_WATER)
@@ -171,6 +184,10 @@ static void recovery_read_next(proxy_t *px)
 static void recovery_page_done(proxy_t *px, ledger_read_t *r)
 {
     recovery.reading = false;
+    if (px->stopping) {
+        recovery.active = false; /* the rows stay in the outbox for the next start */
+        return;
+    }
     px_error err;
     if (ledger_read_result(r, &err) != PX_OK) {
         recovery.active = false;
@@ -539,7 +556,7 @@ void proxy_maybe_finish_stop(proxy_t *px)
     if (!px->finishing) {
         /* Draining: wait until every message read is answered and recorded; what sits in a
          * store-and-forward queue stays in the outbox for the next start. */
-        if (px->txns_open > sf_total(px))
+        if (px->txns_open > sf_idle(px))
             return;
         finish_stop(px);
         return;
