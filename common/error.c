@@ -4,6 +4,9 @@
 #include <stdio.h>
 
 static px_err error_vset(px_error *err, px_err code, int detail, const char *fmt, va_list ap)
+    PX_PRINTF(4, 0);
+
+static px_err error_vset(px_error *err, px_err code, int detail, const char *fmt, va_list ap)
 {
     if (err == NULL)
         return code;
