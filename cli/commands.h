@@ -14,5 +14,8 @@ enum {
 
 int cmd_hl7(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
+int cmd_mock_ehr(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif
