@@ -115,8 +115,8 @@ typedef struct ledger_options {
     bool recover_in_flight;
     /* Called by the writer and reader threads after they moved finished work to a
      * completed list (the proxy passes a function that calls uv_async_send). Several
-     * completions may share one call. Must be thread-safe and must not call back into the
-     * ledger. May be NULL. */
+     * completions may share one call; it may be called until ledger_close returns. Must be
+     * thread-safe and must not call back into the ledger. May be NULL. */
     void (*notify)(void *arg);
     void *notify_arg;
 } ledger_options;
