@@ -14,6 +14,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     Suite *s = suite_create("tools");
     suite_add_tcase(s, tools_tcase_histogram());
+    suite_add_tcase(s, tools_tcase_mllp_io());
     suite_add_tcase(s, tools_tcase_mock_ehr());
     suite_add_tcase(s, tools_tcase_send());
     suite_add_tcase(s, tools_tcase_bench());
