@@ -17,5 +17,6 @@ int cmd_check_config(int argc, char **argv);
 int cmd_mock_ehr(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ledger(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"send", cmd_send, "send HL7 files over MLLP and show the ACKs"},
     {"mock-ehr", cmd_mock_ehr, "run a test EHR that answers MLLP messages"},
     {"bench", cmd_bench, "load an MLLP endpoint and report rate and latency"},
+    {"ledger", cmd_ledger, "query the ledger (summary, divergences)"},
 };
 
 static void usage(FILE *out)
