@@ -194,6 +194,7 @@ px_err ledger__configure(sqlite3 *db, bool writer, ledger_sync sync, int64_t jou
     char sql[256];
     int n = snprintf(sql, sizeof(sql),
                      "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = 0;"
+                     " PRAGMA temp_store = MEMORY;"
                      " PRAGMA journal_size_limit = %" PRId64,
                      sync == LEDGER_SYNC_NORMAL ? "NORMAL" : "FULL", journal_size_limit);
     if (n < 0 || (size_t)n >= sizeof(sql))
