@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "helpers.h"
 #include "ledger/ledger.h"
 #include "tcases.h"
@@ -337,6 +338,39 @@ START_TEST(every_record_kind_lands_with_its_values)
 }
 END_TEST
 
+START_TEST(op_builders_report_allocation_failures_and_stay_consistent)
+{
+    px_msg_t *body = NULL;
+    ck_assert_int_eq(px_msg_create("MSH|x", 5, &body, NULL), PX_OK);
+    ledger_message_rec m = {.feed = PX_LIT("lab"), .control_id = PX_LIT("A"), .body = body};
+    ledger_leg_rec leg = {.message = LEDGER_OP_MESSAGE(0), .error = PX_LIT("e")};
+    int failures = 0;
+    for (long n = 0; n < 10; n++) {
+        px_alloc_fail_after(n);
+        ledger_op_t *op = NULL;
+        px_error err;
+        px_err e = ledger_op_create(NULL, &op, &err);
+        if (e == PX_OK) {
+            e = ledger_op_add_message(op, &m, NULL, &err);
+            if (e == PX_OK)
+                e = ledger_op_add_leg(op, &leg, &err);
+        }
+        px_alloc_fail_after(-1);
+        if (e != PX_OK) {
+            ck_assert_int_eq(e, PX_ERR_NOMEM);
+            ck_assert_int_eq(err.code, PX_ERR_NOMEM);
+            failures++;
+        }
+        /* Whatever was added holds exactly one body reference; destroy drops it. */
+        ck_assert_uint_le(px_msg_refcount(body), 2);
+        ledger_op_destroy(op);
+        ck_assert_uint_eq(px_msg_refcount(body), 1);
+    }
+    ck_assert_int_eq(failures, 3); /* op, message record, leg record */
+    px_msg_unref(body);
+}
+END_TEST
+
 TCase *ledger_tcase_group_commit(void)
 {
     TCase *tc = tcase_create("group_commit");
@@ -348,5 +382,6 @@ TCase *ledger_tcase_group_commit(void)
     tcase_add_test(tc, one_op_carries_a_batch_of_messages_with_consecutive_ids);
     tcase_add_test(tc, op_builders_refuse_bad_references_and_leave_the_op_unchanged);
     tcase_add_test(tc, every_record_kind_lands_with_its_values);
+    tcase_add_test(tc, op_builders_report_allocation_failures_and_stay_consistent);
     return tc;
 }
