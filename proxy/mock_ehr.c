@@ -21,7 +21,6 @@ const char proxy_mock_garbage_ack[] = "NOT HL7: mock-ehr garbage acknowledgement
 #define OUT_HIGH_WATER (8u * 1024u * 1024u)
 #define OUT_LOW_WATER  (1u * 1024u * 1024u)
 #define OUT_MAX        (256u * 1024u * 1024u)
-#define RECORD_FLUSH   (256u * 1024u)
 
 /* Answers waiting for their time: framed bytes back to back in `bytes`, and one entry per
  * answer in a ring, in due order (every answer in one queue gets the same delay). */
