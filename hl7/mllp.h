@@ -9,9 +9,9 @@
 #include "common/error.h"
 #include "common/str.h"
 
-#define HL7_MLLP_SB 0x0B
-#define HL7_MLLP_EB 0x1C
-#define HL7_MLLP_CR 0x0D
+#define HL7_MLLP_SB          0x0B
+#define HL7_MLLP_EB          0x1C
+#define HL7_MLLP_CR          0x0D
 #define HL7_MLLP_DEFAULT_MAX (16u * 1024u * 1024u)
 
 /* Why a frame was refused (err->detail with PX_ERR_PARSE / PX_ERR_TOO_LARGE). */
@@ -29,11 +29,11 @@ typedef enum hl7_mllp_fault {
  * hl7_mllp_decode on each arrival; the decoder remembers how far it has scanned so it
  * never rescans. */
 typedef struct hl7_mllp_decoder {
-    size_t max;           /* maximum message bytes between SB and EB */
-    size_t scanned;       /* bytes of the current frame already searched for EB */
-    int in_frame;         /* an SB was seen at offset 0 of the pending input */
-    uint64_t skipped;     /* bytes discarded before a start block (counted, per the spec) */
-    uint64_t frames;      /* frames returned */
+    size_t max;       /* maximum message bytes between SB and EB */
+    size_t scanned;   /* bytes of the current frame already searched for EB */
+    int in_frame;     /* an SB was seen at offset 0 of the pending input */
+    uint64_t skipped; /* bytes discarded before a start block (counted, per the spec) */
+    uint64_t frames;  /* frames returned */
 } hl7_mllp_decoder;
 
 /* Starts a decoder for frames of at most max message bytes (0: HL7_MLLP_DEFAULT_MAX). */
