@@ -234,7 +234,9 @@ static void conn_timer_cb(uv_timer_t *t)
     }
     if (c->frame_start_ms != 0 && now - c->frame_start_ms >= lim->frame_deadline_ms) {
         px->refused_by_reason[PROXY_REFUSE_DEADLINE]++;
-        proxy_txn_refuse_unframed(c, PROXY_REFUSE_DEADLINE, "frame not complete within the deadline");
+        proxy_txn_refuse_unframed(c, PROXY_REFUSE_DEADLINE,
+                                  c->rbuf.len > 0 ? "frame not complete within the deadline"
+                                                  : "bytes outside an MLLP frame, no frame followed");
         proxy_conn_close(c, "frame deadline");
         return;
     }
@@ -324,15 +326,27 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->rbuf.len += (size_t)nread;
     c->last_activity_ms = proxy_now_ms(px);
     size_t off = 0;
+    /* Bytes outside any frame (HTTP, a TLS ClientHello, noise) are skipped as the MLLP spec
+     * asks, but they do not make an idle connection: unless a frame follows, they run the
+     * frame deadline, so a connection that sends only garbage is refused and recorded
+     * (RELIABILITY (c), D4). Blank bytes between frames (a CR LF some senders append) are
+     * tolerated. */
+    bool junk = false;
     while (!c->closing) {
         px_str frame;
         size_t used = 0;
         px_error err;
+        uint64_t skipped = c->dec.skipped;
         px_err rc = hl7_mllp_decode(&c->dec, c->rbuf.data + off, c->rbuf.len - off, &frame, &used,
                                     &err);
+        for (uint64_t i = 0; i < c->dec.skipped - skipped && !junk; i++) {
+            char ch = c->rbuf.data[off + i];
+            junk = ch != '\r' && ch != '\n' && ch != ' ' && ch != '\t';
+        }
         off += used;
         if (rc == PX_OK) {
             c->frame_start_ms = 0;
+            junk = false;
             proxy_txn_frame(c, frame);
             continue;
         }
@@ -349,10 +363,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->closing)
         return;
     px_buf_consume(&c->rbuf, off);
-    if (c->rbuf.len > 0 && c->frame_start_ms == 0)
+    if ((c->rbuf.len > 0 || junk) && c->frame_start_ms == 0)
         c->frame_start_ms = proxy_now_ms(px);
-    else if (c->rbuf.len == 0)
-        c->frame_start_ms = 0;
     proxy_conn_update_reading(c);
     conn_arm_timer(c);
 }
