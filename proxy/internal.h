@@ -51,6 +51,9 @@ typedef struct proxy_sf_queue {
     uv_timer_t retry;
     uint64_t backoff_ms;
     bool sending;
+    /* Deliveries the EHR answered whose outcome (outbox delete) is not yet durable: a crash
+     * now would deliver them again, so the queue waits while too many pile up. */
+    size_t unsettled;
 } proxy_sf_queue;
 
 struct proxy_feed {
@@ -149,6 +152,7 @@ struct proxy_txn {
     bool in_sf;
     bool settled;     /* legacy leg final and recorded */
     int pending;      /* outstanding callbacks (ledger ops, upstream, writes) */
+    ledger_op_t *sf_record; /* the op recording a store-and-forward delivery, until durable */
 };
 
 /* Where an enhanced-mode application ACK from the EHR must go: the sender connection that

@@ -22,6 +22,9 @@
 static hl7_msg_t *shared_parser;
 static EVP_MD_CTX *shared_md;
 
+/* Store-and-forward deliveries answered by the EHR but not yet recorded durably. */
+#define SF_MAX_UNSETTLED 8
+
 static void txn_answer(proxy_txn *t);
 static void txn_maybe_free(proxy_txn *t);
 static void sf_push(proxy_feed *f, proxy_txn *t);
@@ -311,7 +314,10 @@ static void sf_retry_cb(uv_timer_t *timer)
 
 static void sf_kick(proxy_feed *f)
 {
-    if (f->sf.sending || f->sf.head == NULL || f->px->stopping)
+    /* Bounds what a crash makes the EHR receive twice (RELIABILITY B1): the delivered
+     * messages whose outbox rows are not yet deleted durably. */
+    if (f->sf.sending || f->sf.head == NULL || f->px->stopping ||
+        f->sf.unsettled >= SF_MAX_UNSETTLED)
         return;
     f->sf.sending = true;
     legacy_send(f->sf.head, f->feed_lane);
@@ -565,6 +571,10 @@ static void txn_record(proxy_txn *t)
             t->ack_recorded = true;
         }
     }
+    if (t->store_forward && t->legacy == TXN_LEGACY_DONE) {
+        t->sf_record = op;
+        t->feed->sf.unsettled++;
+    }
     proxy_ledger_submit(t->px, op, t);
 }
 
@@ -724,6 +734,11 @@ void proxy_txn_ledger_done(proxy_txn *t, ledger_op_t *op)
         /* A follow-up record. */
         if (rc != PX_OK)
             log_txn(PX_LOG_ERROR, "record_failed", t, err.msg);
+        if (op == t->sf_record) {
+            t->sf_record = NULL;
+            f->sf.unsettled--;
+            sf_kick(f);
+        }
         txn_maybe_free(t);
         return;
     }
