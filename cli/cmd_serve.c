@@ -23,12 +23,14 @@ int cmd_serve(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             serve_usage(stdout);
             return PX_EXIT_OK;
-        } else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+        } else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+                   i + 1 < argc) {
             config = argv[++i];
         } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
             px_log_level level;
             if (px_log_level_parse(argv[++i], &level) != 0) {
-                fprintf(stderr, "parallax serve: --log-level: expected debug, info, warn or error\n");
+                fprintf(stderr,
+                        "parallax serve: --log-level: expected debug, info, warn or error\n");
                 return PX_EXIT_USAGE;
             }
             px_log_set_level(level);

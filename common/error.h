@@ -38,8 +38,7 @@ typedef struct px_error {
 px_err px_error_set(px_error *err, px_err code, const char *fmt, ...) PX_PRINTF(3, 4);
 
 /* As px_error_set, also recording a foreign detail code. */
-px_err px_error_setd(px_error *err, px_err code, int detail, const char *fmt, ...)
-    PX_PRINTF(4, 5);
+px_err px_error_setd(px_error *err, px_err code, int detail, const char *fmt, ...) PX_PRINTF(4, 5);
 
 /* Resets err (which may be NULL) to PX_OK with an empty message. */
 void px_error_clear(px_error *err);

@@ -153,10 +153,11 @@ void px_log_begin(px_log_line *l, px_log_level level, const char *event)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(l->buf, sizeof(l->buf),
-                     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+    int n =
+        snprintf(l->buf, sizeof(l->buf),
+                 "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"event\":\"",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec / 1000000, level_names[level]);
     l->len = n > 0 ? (size_t)n : 0;
     int cut = 0;
     l->len += px_json_escape(l->buf + l->len, 128, px_str_from_cstr(event), &cut);

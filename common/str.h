@@ -14,7 +14,7 @@ typedef struct px_str {
 } px_str;
 
 /* A view of a string literal: PX_LIT("MSH"). */
-#define PX_LIT(s) ((px_str){(s), sizeof(s) - 1})
+#define PX_LIT(s)   ((px_str){(s), sizeof(s) - 1})
 #define PX_STR_NULL ((px_str){NULL, 0})
 
 /* A view of a NUL-terminated C string (NULL gives the empty view). */

@@ -102,8 +102,7 @@ size_t hl7_field_count(const hl7_msg_t *m, size_t seg);
 /* The value at (seg, field, rep, comp, sub), 0 meaning "whole" for rep/comp/sub.
  * A position that does not exist gives an empty view (ptr may be NULL). The view is raw:
  * escapes are not decoded (see hl7/escape.h). */
-px_str hl7_field(const hl7_msg_t *m, size_t seg, size_t field, size_t rep, size_t comp,
-                 size_t sub);
+px_str hl7_field(const hl7_msg_t *m, size_t seg, size_t field, size_t rep, size_t comp, size_t sub);
 
 /* Counts inside a field: repetitions of the field; components of one repetition;
  * sub-components of one component. An empty field has one empty repetition. */
@@ -134,20 +133,20 @@ const char *hl7_problem_text(hl7_problem_code code);
 
 /* The MSH fields every caller wants, as raw views (empty when absent). */
 typedef struct hl7_msh {
-    px_str sending_app;       /* MSH-3 */
-    px_str sending_facility;  /* MSH-4 */
-    px_str receiving_app;     /* MSH-5 */
-    px_str receiving_facility;/* MSH-6 */
-    px_str datetime;          /* MSH-7 */
-    px_str type;              /* MSH-9.1 */
-    px_str trigger;           /* MSH-9.2 */
-    px_str structure;         /* MSH-9.3 */
-    px_str control_id;        /* MSH-10 */
-    px_str processing_id;     /* MSH-11.1 */
-    px_str version;           /* MSH-12.1 */
-    px_str accept_ack;        /* MSH-15 */
-    px_str app_ack;           /* MSH-16 */
-    px_str charset;           /* MSH-18 (first repetition) */
+    px_str sending_app;        /* MSH-3 */
+    px_str sending_facility;   /* MSH-4 */
+    px_str receiving_app;      /* MSH-5 */
+    px_str receiving_facility; /* MSH-6 */
+    px_str datetime;           /* MSH-7 */
+    px_str type;               /* MSH-9.1 */
+    px_str trigger;            /* MSH-9.2 */
+    px_str structure;          /* MSH-9.3 */
+    px_str control_id;         /* MSH-10 */
+    px_str processing_id;      /* MSH-11.1 */
+    px_str version;            /* MSH-12.1 */
+    px_str accept_ack;         /* MSH-15 */
+    px_str app_ack;            /* MSH-16 */
+    px_str charset;            /* MSH-18 (first repetition) */
 } hl7_msh;
 
 /* Fills out from the MSH of a parsed message. PX_ERR_PARSE when m has no MSH. */
@@ -161,12 +160,12 @@ unsigned hl7_version_code(px_str version);
  * Segment occurrence and repetition are 1-based and optional (default 1 for the segment;
  * for the repetition, absent means the whole field when no component follows, else 1). */
 typedef struct hl7_path {
-    char segment[4];   /* NUL-terminated three-character name */
+    char segment[4]; /* NUL-terminated three-character name */
     uint32_t occurrence;
     uint32_t field;
-    uint32_t rep;      /* 0 = whole field */
-    uint32_t comp;     /* 0 = whole repetition */
-    uint32_t sub;      /* 0 = whole component */
+    uint32_t rep;  /* 0 = whole field */
+    uint32_t comp; /* 0 = whole repetition */
+    uint32_t sub;  /* 0 = whole component */
 } hl7_path;
 
 /* Parses a path. PX_ERR_PARSE with a message naming what is wrong. */

@@ -9,7 +9,7 @@
 #include "proxy/internal.h"
 
 #define ADMIN_MAX_REQUEST 8192
-#define ADMIN_TIMEOUT_MS 5000
+#define ADMIN_TIMEOUT_MS  5000
 
 struct proxy_admin {
     proxy_t *px;
@@ -65,7 +65,8 @@ bool proxy_ready(const proxy_t *px, char *why, size_t why_size)
         proxy_upstream_stats st;
         proxy_upstream_stats_get(px->upstreams[i], &st);
         if (st.connected == 0) {
-            snprintf(why, why_size, "upstream %s not connected", proxy_upstream_name(px->upstreams[i]));
+            snprintf(why, why_size, "upstream %s not connected",
+                     proxy_upstream_name(px->upstreams[i]));
             return false;
         }
     }
@@ -95,7 +96,8 @@ static void write_metrics(const proxy_t *px, px_buf *b)
             px_buf_appendf(b, "parallax_acks_sent_total{feed=\"%s\",code=\"%s\"} %llu\n",
                            px->feeds[i].cfg->name, ack_names[k],
                            (unsigned long long)px->feeds[i].stats.acked[k]);
-    metric(b, "parallax_messages_held_total", "counter", "Messages held unanswered (upstream down).");
+    metric(b, "parallax_messages_held_total", "counter",
+           "Messages held unanswered (upstream down).");
     metric(b, "parallax_retransmissions_total", "counter", "Resends answered from the window.");
     metric(b, "parallax_duplicates_total", "counter", "Same control id with other content.");
     metric(b, "parallax_ledger_failures_total", "counter", "Messages whose ledger write failed.");
@@ -134,7 +136,8 @@ static void write_metrics(const proxy_t *px, px_buf *b)
         proxy_upstream_stats_get(px->upstreams[i], &st);
         const char *n = proxy_upstream_name(px->upstreams[i]);
         px_buf_appendf(b, "parallax_upstream_connected{upstream=\"%s\"} %u\n", n, st.connected);
-        px_buf_appendf(b, "parallax_upstream_breaker_open{upstream=\"%s\"} %d\n", n, st.breaker_open);
+        px_buf_appendf(b, "parallax_upstream_breaker_open{upstream=\"%s\"} %d\n", n,
+                       st.breaker_open);
         px_buf_appendf(b, "parallax_upstream_queued{upstream=\"%s\"} %llu\n", n,
                        (unsigned long long)st.queued);
         const struct {
@@ -152,13 +155,15 @@ static void write_metrics(const proxy_t *px, px_buf *b)
         ledger_stats_get(px->ledger, &ls);
         metric(b, "parallax_ledger_commits_total", "counter", "Ledger transactions committed.");
         px_buf_appendf(b, "parallax_ledger_commits_total %llu\n", (unsigned long long)ls.commits);
-        metric(b, "parallax_ledger_commit_failures_total", "counter", "Ledger transactions rolled back.");
+        metric(b, "parallax_ledger_commit_failures_total", "counter",
+               "Ledger transactions rolled back.");
         px_buf_appendf(b, "parallax_ledger_commit_failures_total %llu\n",
                        (unsigned long long)ls.commit_failures);
         metric(b, "parallax_ledger_group_size", "gauge", "Ops in the last committed group.");
         px_buf_appendf(b, "parallax_ledger_group_size %llu\n", (unsigned long long)ls.last_group);
         metric(b, "parallax_ledger_group_size_max", "gauge", "Largest group so far.");
-        px_buf_appendf(b, "parallax_ledger_group_size_max %llu\n", (unsigned long long)ls.max_group);
+        px_buf_appendf(b, "parallax_ledger_group_size_max %llu\n",
+                       (unsigned long long)ls.max_group);
         metric(b, "parallax_ledger_commit_seconds", "gauge", "Commit latency percentiles.");
         px_buf_appendf(b, "parallax_ledger_commit_seconds{quantile=\"0.5\"} %.6f\n",
                        (double)ls.commit_p50_us / 1e6);

@@ -78,26 +78,26 @@ struct proxy_conn {
     proxy_t *px;
     proxy_feed *feed;
     uv_tcp_t tcp;
-    uv_timer_t timer; /* frame deadline, idle timeout or the hold bound */
+    uv_timer_t timer;        /* frame deadline, idle timeout or the hold bound */
     proxy_conn *prev, *next; /* px->conns */
-    char peer[64];   /* "address:port" */
+    char peer[64];           /* "address:port" */
     char peer_ip[48];
     px_buf rbuf;
     hl7_mllp_decoder dec;
-    proxy_txn *head, *tail; /* transactions in arrival order (ACKs go out in this order) */
-    unsigned inflight;      /* transactions not yet answered */
-    proxy_up_lane *lane;    /* ordering: connection */
+    proxy_txn *head, *tail;  /* transactions in arrival order (ACKs go out in this order) */
+    unsigned inflight;       /* transactions not yet answered */
+    proxy_up_lane *lane;     /* ordering: connection */
     uint64_t frame_start_ms; /* when the pending partial frame began (0: none) */
     uint64_t last_activity_ms;
     uint64_t write_since_ms; /* when unsent ACK bytes began to queue (0: none queued) */
-    unsigned refs;      /* the handles (1 while open) + transactions attached */
+    unsigned refs;           /* the handles (1 while open) + transactions attached */
     unsigned pending_closes;
-    bool reading;       /* uv_read_start is active */
-    bool paused;        /* reading stopped for back-pressure */
-    bool held;          /* the upstream is down under `hold`: read nothing more */
+    bool reading; /* uv_read_start is active */
+    bool paused;  /* reading stopped for back-pressure */
+    bool held;    /* the upstream is down under `hold`: read nothing more */
     bool closing;
-    bool eof;           /* the sender half-closed: close once everything is answered */
-    bool counted_peer;  /* holds a slot in px->peers */
+    bool eof;          /* the sender half-closed: close once everything is answered */
+    bool counted_peer; /* holds a slot in px->peers */
 };
 
 typedef enum txn_ledger_state {
@@ -118,9 +118,9 @@ typedef enum txn_legacy_state {
 struct proxy_txn {
     proxy_t *px;
     proxy_feed *feed;
-    proxy_conn *conn; /* NULL once the sender connection is gone */
-    proxy_txn *next;  /* in conn's list */
-    proxy_txn *sf_next; /* in the feed's store-and-forward queue */
+    proxy_conn *conn;    /* NULL once the sender connection is gone */
+    proxy_txn *next;     /* in conn's list */
+    proxy_txn *sf_next;  /* in the feed's store-and-forward queue */
     route_config_t *cfg; /* the generation it runs under (a reference) */
     px_msg_t *msg;
     hl7_msh msh; /* views into msg */
@@ -129,29 +129,29 @@ struct proxy_txn {
     int64_t id;
     int64_t received_at_ms;
     unsigned char hash[LEDGER_HASH_LEN];
-    proxy_rtx_entry *rtx;       /* our retransmission entry, while in flight */
-    proxy_txn *waiting_for;     /* a resend waits for this original */
-    proxy_txn *waiters;         /* resends waiting for this one (linked by waiter_next) */
+    proxy_rtx_entry *rtx;   /* our retransmission entry, while in flight */
+    proxy_txn *waiting_for; /* a resend waits for this original */
+    proxy_txn *waiters;     /* resends waiting for this one (linked by waiter_next) */
     proxy_txn *waiter_next;
     txn_ledger_state ledger;
     txn_legacy_state legacy;
     proxy_up_req up;
-    proxy_lane_ref *key_lane;   /* ordering: key (one use held) */
-    size_t batch_count;         /* messages in a batch frame (0: not a batch) */
-    int64_t *batch_ids;         /* their ledger ids */
-    px_str *batch_parts;        /* their bytes, views into msg */
-    proxy_up_result up_res;     /* copy of the outcome (ack points into up_ack) */
+    proxy_lane_ref *key_lane; /* ordering: key (one use held) */
+    size_t batch_count;       /* messages in a batch frame (0: not a batch) */
+    int64_t *batch_ids;       /* their ledger ids */
+    px_str *batch_parts;      /* their bytes, views into msg */
+    proxy_up_result up_res;   /* copy of the outcome (ack points into up_ack) */
     px_buf up_ack;
     unsigned attempts;
-    px_buf ack;       /* the ACK to send the sender (unframed) */
-    bool answered;    /* ack is final (may be empty: no answer under hold) */
-    bool no_answer;   /* answered with silence (hold) */
-    bool ack_sent;    /* written to the socket (or the socket is gone) */
+    px_buf ack;     /* the ACK to send the sender (unframed) */
+    bool answered;  /* ack is final (may be empty: no answer under hold) */
+    bool no_answer; /* answered with silence (hold) */
+    bool ack_sent;  /* written to the socket (or the socket is gone) */
     bool ack_recorded;
     bool store_forward; /* legacy leg delivered from the queue after the sender's ACK */
     bool in_sf;
-    bool settled;     /* legacy leg final and recorded */
-    int pending;      /* outstanding callbacks (ledger ops, upstream, writes) */
+    bool settled;           /* legacy leg final and recorded */
+    int pending;            /* outstanding callbacks (ledger ops, upstream, writes) */
     ledger_op_t *sf_record; /* the op recording a store-and-forward delivery, until durable */
 };
 
@@ -189,7 +189,7 @@ struct proxy {
     uv_timer_t drain_timer;
     proxy_admin *admin;
     bool stopping;
-    bool finishing;     /* the final close has begun */
+    bool finishing; /* the final close has begun */
     bool freed;
     bool start_failed;
     bool started_handles;

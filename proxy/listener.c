@@ -11,7 +11,7 @@
 #define CONN_MAX_INFLIGHT 256
 /* A sender that does not read its ACKs is cut off past this much unsent ACK data. */
 #define CONN_MAX_WRITE_QUEUE (4u * 1024u * 1024u)
-#define READ_CHUNK (64u * 1024u)
+#define READ_CHUNK           (64u * 1024u)
 
 static const char mllp_sb[1] = {HL7_MLLP_SB};
 static const char mllp_eb[2] = {HL7_MLLP_EB, HL7_MLLP_CR};
@@ -235,8 +235,9 @@ static void conn_timer_cb(uv_timer_t *t)
     if (c->frame_start_ms != 0 && now - c->frame_start_ms >= lim->frame_deadline_ms) {
         px->refused_by_reason[PROXY_REFUSE_DEADLINE]++;
         proxy_txn_refuse_unframed(c, PROXY_REFUSE_DEADLINE,
-                                  c->rbuf.len > 0 ? "frame not complete within the deadline"
-                                                  : "bytes outside an MLLP frame, no frame followed");
+                                  c->rbuf.len > 0
+                                      ? "frame not complete within the deadline"
+                                      : "bytes outside an MLLP frame, no frame followed");
         proxy_conn_close(c, "frame deadline");
         return;
     }
@@ -285,7 +286,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         return;
     }
     size_t room = c->rbuf.cap - c->rbuf.len - 1;
-    *buf = uv_buf_init(c->rbuf.data + c->rbuf.len, (unsigned)(room < READ_CHUNK ? room : READ_CHUNK));
+    *buf =
+        uv_buf_init(c->rbuf.data + c->rbuf.len, (unsigned)(room < READ_CHUNK ? room : READ_CHUNK));
 }
 
 static void conn_refuse_and_close(proxy_conn *c, unsigned reason, const char *text)
@@ -304,7 +306,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         if (nread == UV_ENOBUFS) {
-            conn_refuse_and_close(c, PROXY_REFUSE_OVERSIZE, "frame larger than the maximum message size");
+            conn_refuse_and_close(c, PROXY_REFUSE_OVERSIZE,
+                                  "frame larger than the maximum message size");
             return;
         }
         if (nread == UV_EOF) {
@@ -337,8 +340,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         size_t used = 0;
         px_error err;
         uint64_t skipped = c->dec.skipped;
-        px_err rc = hl7_mllp_decode(&c->dec, c->rbuf.data + off, c->rbuf.len - off, &frame, &used,
-                                    &err);
+        px_err rc =
+            hl7_mllp_decode(&c->dec, c->rbuf.data + off, c->rbuf.len - off, &frame, &used, &err);
         for (uint64_t i = 0; i < c->dec.skipped - skipped && !junk; i++) {
             char ch = c->rbuf.data[off + i];
             junk = ch != '\r' && ch != '\n' && ch != ' ' && ch != '\t';
@@ -353,11 +356,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (rc == PX_ERR_AGAIN)
             break;
         if (rc == PX_ERR_TOO_LARGE) {
-            conn_refuse_and_close(c, PROXY_REFUSE_OVERSIZE, "frame larger than the maximum message size");
+            conn_refuse_and_close(c, PROXY_REFUSE_OVERSIZE,
+                                  "frame larger than the maximum message size");
             return;
         }
         /* A frame that cannot be read has no control id to answer: refuse and close. */
-        conn_refuse_and_close(c, PROXY_REFUSE_FRAMING, hl7_mllp_fault_text((hl7_mllp_fault)err.detail));
+        conn_refuse_and_close(c, PROXY_REFUSE_FRAMING,
+                              hl7_mllp_fault_text((hl7_mllp_fault)err.detail));
         return;
     }
     if (c->closing)

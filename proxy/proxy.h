@@ -15,8 +15,8 @@ typedef struct proxy proxy_t;
  * installs SIGTERM/SIGINT (graceful stop) and SIGHUP (reload from config_path).
  * Returns PX_ERR_IO (a port cannot be bound), PX_ERR_DB / PX_ERR_INVAL (ledger), PX_ERR_NOMEM;
  * on failure everything started is stopped again and *out is NULL. */
-px_err proxy_start(uv_loop_t *loop, route_config_t *cfg, const char *config_path,
-                   proxy_t **out, px_error *err);
+px_err proxy_start(uv_loop_t *loop, route_config_t *cfg, const char *config_path, proxy_t **out,
+                   px_error *err);
 
 /* Begins a graceful stop: listeners close, no new frames are read, in-flight messages finish
  * within the drain bound, the ledger is flushed, every handle is closed. When all is done the

@@ -30,8 +30,8 @@ typedef struct proxy_rtx_entry {
     int64_t message_id;
     uint8_t hash[PROXY_HASH_LEN];
     proxy_rtx_state state;
-    px_str ack;     /* the exact ACK bytes sent (owned by the entry), when answered */
-    void *waiters;  /* the owner's list of resends waiting for this entry */
+    px_str ack;    /* the exact ACK bytes sent (owned by the entry), when answered */
+    void *waiters; /* the owner's list of resends waiting for this entry */
     /* Private. */
     struct proxy_rtx_entry *next_in_bucket;
     struct proxy_rtx_entry *older, *newer;

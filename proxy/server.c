@@ -12,7 +12,7 @@
 
 /* Recovered store-and-forward rows are read a page at a time while the queues are short,
  * so a long outbox is streamed, never loaded whole. */
-#define RECOVERY_PAGE 512
+#define RECOVERY_PAGE      512
 #define RECOVERY_LOW_WATER 256
 
 static void finish_stop(proxy_t *px);
@@ -490,7 +490,8 @@ px_err proxy_start(uv_loop_t *loop, route_config_t *cfg, const char *config_path
         goto out_fail;
     ledger_stats st;
     ledger_stats_get(px->ledger, &st);
-    recovery = (struct proxy_recovery){.active = true, .after_seq = 0, .last_id = st.last_message_id};
+    recovery =
+        (struct proxy_recovery){.active = true, .after_seq = 0, .last_id = st.last_message_id};
     recovery_read_next(px);
 
     for (size_t i = 0; i < nf; i++)

@@ -117,7 +117,8 @@ static void log_txn(px_log_level level, const char *event, const proxy_txn *t, c
     px_log_end(&l);
 }
 
-static ledger_message_rec message_rec(const proxy_txn *t, ledger_msg_state state, const char *reason)
+static ledger_message_rec message_rec(const proxy_txn *t, ledger_msg_state state,
+                                      const char *reason)
 {
     ledger_message_rec r = {0};
     r.received_at_ms = t->received_at_ms;
@@ -504,7 +505,8 @@ static void txn_record(proxy_txn *t)
         int64_t msg_id = stored_ids[k];
         if (t->ledger == TXN_LEDGER_FAILED) {
             /* The first write failed: store the message now, as rejected. */
-            ledger_message_rec m = message_rec(t, LEDGER_MSG_REJECTED, "ledger write failed; refused");
+            ledger_message_rec m =
+                message_rec(t, LEDGER_MSG_REJECTED, "ledger write failed; refused");
             if (parts != NULL)
                 m.body_part = parts[k];
             ledger_op_add_message(op, &m, &msg_id, NULL);
@@ -537,9 +539,10 @@ static void txn_record(proxy_txn *t)
             } else if (t->store_forward && r->outcome == PROXY_UP_ACKED && r->code_valid &&
                        r->code != HL7_ACK_AA && r->code != HL7_ACK_CA) {
                 /* The sender was told it was accepted; the EHR said otherwise. */
-                snprintf(detail, sizeof(detail),
-                         "{\"sender_ack\":\"accepted\",\"legacy\":\"%s\",\"policy\":\"store_forward\"}",
-                         hl7_ack_code_name(r->code));
+                snprintf(
+                    detail, sizeof(detail),
+                    "{\"sender_ack\":\"accepted\",\"legacy\":\"%s\",\"policy\":\"store_forward\"}",
+                    hl7_ack_code_name(r->code));
                 add_divergence(op, msg_id, LEDGER_DIV_OUTCOME_MISMATCH, detail);
             }
             if (t->store_forward) {
@@ -551,10 +554,10 @@ static void txn_record(proxy_txn *t)
             }
         } else if (!t->store_forward) {
             leg.state = LEDGER_LEG_FAILED;
-            leg.error = px_str_from_cstr(t->ledger == TXN_LEDGER_FAILED
-                                             ? "not forwarded: ledger write failed"
-                                             : (t->no_answer ? "not forwarded: upstream down (held)"
-                                                             : "not forwarded"));
+            leg.error = px_str_from_cstr(
+                t->ledger == TXN_LEDGER_FAILED
+                    ? "not forwarded: ledger write failed"
+                    : (t->no_answer ? "not forwarded: upstream down (held)" : "not forwarded"));
             ledger_op_add_leg(op, &leg, NULL);
         }
         if (k == 0 && !t->ack_recorded && t->answered && !t->no_answer && t->ack.len > 0) {
@@ -1045,14 +1048,15 @@ void proxy_txn_frame(proxy_conn *c, px_str frame)
 
     /* The retransmission window. */
     bool duplicate = false;
-    proxy_rtx_entry *e = proxy_rtx_find(f->rtx, 0, t->msh.sending_app, t->msh.sending_facility,
-                                        t->msh.control_id);
+    proxy_rtx_entry *e =
+        proxy_rtx_find(f->rtx, 0, t->msh.sending_app, t->msh.sending_facility, t->msh.control_id);
     if (e != NULL && e->state == PROXY_RTX_IN_FLIGHT && e->waiters == NULL)
         e = NULL; /* nothing to wait for */
     if (e != NULL && memcmp(e->hash, t->hash, LEDGER_HASH_LEN) == 0) {
         f->stats.retransmits++;
         log_txn(PX_LOG_INFO, "retransmission", t,
-                e->state == PROXY_RTX_ANSWERED ? "answered with the stored ACK" : "waiting for the original");
+                e->state == PROXY_RTX_ANSWERED ? "answered with the stored ACK"
+                                               : "waiting for the original");
         ledger_op_t *op = op_new(NULL);
         if (op != NULL) {
             char why[96];
@@ -1107,8 +1111,8 @@ void proxy_txn_frame(proxy_conn *c, px_str frame)
         ledger_op_add_outbox(op, &ob, NULL);
         t->store_forward = true;
     }
-    if (!(t->route.legs & ROUTE_LEG_FHIR) &&
-        (t->route.legacy_only_class != ROUTE_CLASS_NONE || t->route.filter_action != ROUTE_FILTER_NONE)) {
+    if (!(t->route.legs & ROUTE_LEG_FHIR) && (t->route.legacy_only_class != ROUTE_CLASS_NONE ||
+                                              t->route.filter_action != ROUTE_FILTER_NONE)) {
         /* Kept off the FHIR leg on purpose: say so. */
         char why[96];
         snprintf(why, sizeof(why), "legacy only: %s",
@@ -1127,7 +1131,8 @@ void proxy_txn_frame(proxy_conn *c, px_str frame)
     if (duplicate) {
         char detail[160];
         snprintf(detail, sizeof(detail),
-                 "{\"earlier_message\":%" PRId64 ",\"reason\":\"same sender and control id, different content\"}",
+                 "{\"earlier_message\":%" PRId64
+                 ",\"reason\":\"same sender and control id, different content\"}",
                  e->message_id);
         add_divergence(op, id_ref, LEDGER_DIV_DUPLICATE, detail);
     }

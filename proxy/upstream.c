@@ -335,7 +335,8 @@ static void handle_frame(up_conn *c, px_str frame)
     if (c->inflight == NULL) {
         if (u->on_unsolicited == NULL || !u->on_unsolicited(u, frame, u->unsolicited_arg)) {
             u->stats.anomalies++;
-            log_upstream(PX_LOG_WARN, "upstream_unsolicited", u, c, "frame with nothing outstanding");
+            log_upstream(PX_LOG_WARN, "upstream_unsolicited", u, c,
+                         "frame with nothing outstanding");
         }
         return;
     }
@@ -428,8 +429,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         px_str frame;
         size_t used = 0;
         px_error err;
-        px_err rc = hl7_mllp_decode(&c->dec, c->rbuf.data + off, c->rbuf.len - off, &frame, &used,
-                                    &err);
+        px_err rc =
+            hl7_mllp_decode(&c->dec, c->rbuf.data + off, c->rbuf.len - off, &frame, &used, &err);
         off += used;
         if (rc == PX_OK) {
             handle_frame(c, frame);

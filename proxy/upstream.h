@@ -29,15 +29,15 @@ typedef struct proxy_upstream_opts {
     const char *name; /* borrowed for the upstream's life */
     const char *host; /* numeric IPv4/IPv6 address or a name resolved with uv_getaddrinfo */
     int port;
-    unsigned pool;           /* connections, >= 1 */
+    unsigned pool; /* connections, >= 1 */
     uint64_t connect_timeout_ms;
     uint64_t ack_timeout_ms;
-    bool require_msa2_echo;  /* an ACK whose MSA-2 differs is refused as an anomaly */
+    bool require_msa2_echo; /* an ACK whose MSA-2 differs is refused as an anomaly */
     uint64_t reconnect_min_ms;
     uint64_t reconnect_max_ms;
     unsigned breaker_failures; /* consecutive failures that open the breaker */
     uint64_t breaker_open_ms;
-    size_t max_message_bytes;  /* largest ACK / message accepted from the EHR */
+    size_t max_message_bytes; /* largest ACK / message accepted from the EHR */
 } proxy_upstream_opts;
 
 typedef enum proxy_up_outcome {
@@ -50,13 +50,13 @@ typedef enum proxy_up_outcome {
 
 typedef struct proxy_up_result {
     proxy_up_outcome outcome;
-    px_str ack;           /* the EHR's answer frame (borrowed for the callback), may be empty */
+    px_str ack; /* the EHR's answer frame (borrowed for the callback), may be empty */
     bool code_valid;
-    hl7_ack_code code;    /* MSA-1, when code_valid */
-    bool msa2_mismatch;   /* MSA-2 did not echo MSH-10 (relayed anyway when not required) */
-    uint64_t latency_us;  /* write start to ACK */
-    unsigned attempt;     /* 1 for the first send */
-    const char *reason;   /* static text for logs and the ledger; never PHI */
+    hl7_ack_code code;   /* MSA-1, when code_valid */
+    bool msa2_mismatch;  /* MSA-2 did not echo MSH-10 (relayed anyway when not required) */
+    uint64_t latency_us; /* write start to ACK */
+    unsigned attempt;    /* 1 for the first send */
+    const char *reason;  /* static text for logs and the ledger; never PHI */
 } proxy_up_result;
 
 typedef struct proxy_up_req proxy_up_req;
@@ -64,13 +64,13 @@ typedef void (*proxy_up_done_cb)(proxy_up_req *req, const proxy_up_result *res);
 
 /* A delivery request, embedded in its owner. The owner keeps it alive until done runs. */
 struct proxy_up_req {
-    px_msg_t *msg;      /* the message bytes (unframed); a reference is held while queued */
-    px_str control_id;  /* MSH-10, a view into msg, for the MSA-2 check */
-    bool enhanced;      /* the message asked for enhanced-mode ACKs (an app ACK may follow) */
-    bool batch;         /* a whole batch: its answer (a batch of ACKs, or one ACK) is relayed
-                           as it is; MSA-1 is read from its first MSA when there is one */
+    px_msg_t *msg;     /* the message bytes (unframed); a reference is held while queued */
+    px_str control_id; /* MSH-10, a view into msg, for the MSA-2 check */
+    bool enhanced;     /* the message asked for enhanced-mode ACKs (an app ACK may follow) */
+    bool batch;        /* a whole batch: its answer (a batch of ACKs, or one ACK) is relayed
+                          as it is; MSA-1 is read from its first MSA when there is one */
     proxy_up_done_cb done;
-    void *data;         /* owner's pointer */
+    void *data; /* owner's pointer */
     /* Private. */
     proxy_up_req *next;
     proxy_up_lane *lane;
@@ -107,10 +107,10 @@ px_err proxy_upstream_send_unsolicited(proxy_upstream_t *u, px_str frame);
 
 /* Figures for /metrics and /readyz. */
 typedef struct proxy_upstream_stats {
-    unsigned connected;   /* connections up */
-    unsigned busy;        /* connections with a message outstanding */
+    unsigned connected; /* connections up */
+    unsigned busy;      /* connections with a message outstanding */
     bool breaker_open;
-    uint64_t queued;      /* requests waiting */
+    uint64_t queued; /* requests waiting */
     uint64_t sent, acked, anomalies, timeouts, down, connect_failures;
 } proxy_upstream_stats;
 
