@@ -13,6 +13,7 @@ enum {
 };
 
 int cmd_hl7(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_mock_ehr(int argc, char **argv);
 int cmd_send(int argc, char **argv);

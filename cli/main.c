@@ -14,6 +14,7 @@ struct command {
 static const struct command commands[] = {
     {"hl7", cmd_hl7, "inspect HL7 v2 messages (show, validate)"},
     {"check-config", cmd_check_config, "validate a configuration file"},
+    {"serve", cmd_serve, "run the proxy (-c FILE)"},
     {"send", cmd_send, "send HL7 files over MLLP and show the ACKs"},
     {"mock-ehr", cmd_mock_ehr, "run a test EHR that answers MLLP messages"},
     {"bench", cmd_bench, "load an MLLP endpoint and report rate and latency"},
