@@ -153,6 +153,10 @@ struct proxy_txn {
     bool settled;           /* legacy leg final and recorded */
     int pending;            /* outstanding callbacks (ledger ops, upstream, writes) */
     ledger_op_t *sf_record; /* the op recording a store-and-forward delivery, until durable */
+    bool refused;           /* answered with a refusal: its record is the rejected row */
+    char refusal[160];      /* why (no PHI), kept for a retried record */
+    proxy_txn *retry_next;  /* in px->record_retries */
+    unsigned record_attempts;
 };
 
 /* Where an enhanced-mode application ACK from the EHR must go: the sender connection that
@@ -187,6 +191,10 @@ struct proxy {
     uint64_t txns_open;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
+    /* Records (rejected rows, leg outcomes, ACK bytes) whose write failed, e.g. while the
+     * disk was full: written again every second until they are durable. */
+    uv_timer_t record_retry;
+    proxy_txn *record_retries;
     proxy_admin *admin;
     bool stopping;
     bool finishing; /* the final close has begun */
@@ -254,6 +262,8 @@ void proxy_sf_close(proxy_feed *f);
 px_err proxy_txn_recovered(proxy_feed *f, const ledger_outbox_row *row);
 /* Recovery is over: queue what arrived meanwhile behind the recovered rows. */
 void proxy_sf_release_later(proxy_feed *f);
+/* Writes the records waiting in px->record_retries again (the retry timer, and the stop). */
+void proxy_txn_retry_records(proxy_t *px);
 /* Forgets the application-ACK routes of a connection that is going away. */
 void proxy_app_routes_forget(proxy_t *px, proxy_conn *c);
 /* Frees the loop-thread scratch (parser, digest context). */

@@ -423,6 +423,8 @@ px_err proxy_start(uv_loop_t *loop, route_config_t *cfg, const char *config_path
     px->ledger_async.data = px;
     uv_timer_init(loop, &px->drain_timer);
     px->drain_timer.data = px;
+    uv_timer_init(loop, &px->record_retry);
+    px->record_retry.data = px;
     uv_signal_init(loop, &px->sig_term);
     uv_signal_init(loop, &px->sig_int);
     uv_signal_init(loop, &px->sig_hup);
@@ -595,6 +597,9 @@ static void finish_stop(proxy_t *px)
     px->finishing = true;
     px->pending_closes++; /* held until the end of this function */
     uv_timer_stop(&px->drain_timer);
+    /* One last try for records still failing; a failure from here on is logged as lost. */
+    proxy_txn_retry_records(px);
+    close_handle(px, (uv_handle_t *)&px->record_retry);
     for (size_t i = 0; i < px->nfeeds; i++)
         proxy_feed_close_listener(&px->feeds[i]);
     proxy_conn *c = px->conns;

@@ -26,6 +26,8 @@ static EVP_MD_CTX *shared_md;
 #define SF_MAX_UNSETTLED 8
 
 static void txn_answer(proxy_txn *t);
+static void txn_record_refusal(proxy_txn *t);
+static void txn_record(proxy_txn *t);
 static void txn_maybe_free(proxy_txn *t);
 static void sf_push(proxy_feed *f, proxy_txn *t);
 static void sf_kick(proxy_feed *f);
@@ -192,9 +194,21 @@ static void txn_refuse(proxy_txn *t, const hl7_msg_t *m, unsigned err_code, cons
     if (answer)
         build_ack(t, m, 'R', err_code, reason);
     log_txn(PX_LOG_WARN, "message_refused", t, reason);
+    t->refused = true;
+    snprintf(t->refusal, sizeof(t->refusal), "%s", reason);
+    t->legacy = TXN_LEGACY_DONE;
+    t->settled = true;
+    t->answered = true;
+    t->no_answer = t->ack.len == 0;
+    txn_record_refusal(t);
+}
+
+/* The rejected row of a refused message, with the NAK it got. */
+static void txn_record_refusal(proxy_txn *t)
+{
     ledger_op_t *op = op_new(t);
     if (op != NULL) {
-        ledger_message_rec r = message_rec(t, LEDGER_MSG_REJECTED, reason);
+        ledger_message_rec r = message_rec(t, LEDGER_MSG_REJECTED, t->refusal);
         ledger_op_add_message(op, &r, NULL, NULL);
         if (t->ack.len > 0) {
             ledger_sender_ack_rec a = {0};
@@ -206,10 +220,6 @@ static void txn_refuse(proxy_txn *t, const hl7_msg_t *m, unsigned err_code, cons
         }
         proxy_ledger_submit(t->px, op, t);
     }
-    t->legacy = TXN_LEGACY_DONE;
-    t->settled = true;
-    t->answered = true;
-    t->no_answer = t->ack.len == 0;
 }
 
 void proxy_txn_refuse_unframed(proxy_conn *c, unsigned reason, const char *text)
@@ -574,7 +584,7 @@ static void txn_record(proxy_txn *t)
             t->ack_recorded = true;
         }
     }
-    if (t->store_forward && t->legacy == TXN_LEGACY_DONE) {
+    if (t->store_forward && t->legacy == TXN_LEGACY_DONE && t->sf_record == NULL) {
         t->sf_record = op;
         t->feed->sf.unsettled++;
     }
@@ -725,6 +735,52 @@ static void answer_waiters(proxy_txn *t)
     }
 }
 
+/* ---- records that failed ---- */
+
+static void record_retry_cb(uv_timer_t *timer)
+{
+    proxy_txn_retry_records(timer->data);
+}
+
+/* Nothing is dropped silently: a record that could not be written (disk full, I/O error)
+ * is written again until it is durable; only a stop gives up, naming the message. */
+static void record_retry_later(proxy_txn *t, const char *why)
+{
+    proxy_t *px = t->px;
+    t->record_attempts++;
+    if (px->finishing) {
+        log_txn(PX_LOG_ERROR, "record_lost", t, why);
+        return;
+    }
+    if (t->record_attempts == 1)
+        log_txn(PX_LOG_ERROR, "record_failed", t, why);
+    t->ack_recorded = false;
+    t->pending++; /* held until the retry */
+    t->retry_next = px->record_retries;
+    px->record_retries = t;
+    if (!uv_is_active((uv_handle_t *)&px->record_retry))
+        uv_timer_start(&px->record_retry, record_retry_cb, 1000, 0);
+}
+
+void proxy_txn_retry_records(proxy_t *px)
+{
+    proxy_txn *t = px->record_retries;
+    px->record_retries = NULL;
+    while (t != NULL) {
+        proxy_txn *next = t->retry_next;
+        t->retry_next = NULL;
+        t->pending--;
+        if (!px->ledger_closed) {
+            if (t->refused)
+                txn_record_refusal(t);
+            else
+                txn_record(t);
+        }
+        txn_maybe_free(t);
+        t = next;
+    }
+}
+
 /* ---- ledger completions ---- */
 
 void proxy_txn_ledger_done(proxy_txn *t, ledger_op_t *op)
@@ -735,13 +791,13 @@ void proxy_txn_ledger_done(proxy_txn *t, ledger_op_t *op)
     t->pending--;
     if (t->ledger != TXN_LEDGER_PENDING) {
         /* A follow-up record. */
-        if (rc != PX_OK)
-            log_txn(PX_LOG_ERROR, "record_failed", t, err.msg);
         if (op == t->sf_record) {
             t->sf_record = NULL;
             f->sf.unsettled--;
             sf_kick(f);
         }
+        if (rc != PX_OK)
+            record_retry_later(t, err.msg);
         txn_maybe_free(t);
         return;
     }

@@ -118,6 +118,14 @@ START_TEST(a_full_disk_gets_ar_207_runs_ledger_first_and_recovers_without_restar
                                   " AND l.leg = 'legacy' AND l.state = 'delivered'",
                                   NULL, 3, 5000),
                      3);
+    /* Every message refused while the disk was full is stored once space returns, as
+     * rejected with its NAK (nothing is dropped silently): the records are retried. */
+    ck_assert_int_eq(pxt_sql_wait(e.db_path,
+                                  "SELECT count(DISTINCT m.control_id) FROM messages m"
+                                  " JOIN sender_acks a ON a.message = m.id"
+                                  " WHERE m.control_id LIKE 'FULL%' AND m.state = 'rejected'",
+                                  NULL, 4, 8000),
+                     4);
     /* No message the sender was refused for is stored as accepted. */
     ck_assert_int_eq(pxt_sql_int(e.db_path,
                                  "SELECT count(*) FROM messages WHERE control_id LIKE 'FULL%'"
