@@ -177,6 +177,7 @@ struct ledger {
 
     pthread_mutex_t mu;
     pthread_cond_t writer_cv; /* work for the writer, or closing */
+    bool writer_waiting;      /* the writer sleeps on writer_cv (under mu) */
     pthread_cond_t reader_cv; /* work for the reader, a checkpoint due, or closing */
     pthread_cond_t done_cv;   /* an op or a synchronous read completed */
     bool closing;

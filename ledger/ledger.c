@@ -220,8 +220,12 @@ int64_t ledger_submit(ledger_t *l, ledger_op_t *op)
         l->queue_tail->next = op;
     l->queue_tail = op;
     l->submitted++;
-    pthread_cond_signal(&l->writer_cv);
+    /* A busy writer finds the op when its commit ends: waking it costs the submitting loop a
+     * futex call, so only a sleeping writer is woken, after the lock is released. */
+    bool wake = l->writer_waiting;
     pthread_mutex_unlock(&l->mu);
+    if (wake)
+        pthread_cond_signal(&l->writer_cv);
     return op->n_messages > 0 ? op->first_id : 0;
 }
 

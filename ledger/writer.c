@@ -388,8 +388,11 @@ void *ledger__writer_main(void *arg)
     ledger_t *l = arg;
     pthread_mutex_lock(&l->mu);
     for (;;) {
-        while (l->queue == NULL && !l->closing)
+        while (l->queue == NULL && !l->closing) {
+            l->writer_waiting = true;
             pthread_cond_wait(&l->writer_cv, &l->mu);
+            l->writer_waiting = false;
+        }
         if (l->queue == NULL)
             break; /* closing and everything written */
         ledger_op_t *head = l->queue, *tail = head;

@@ -699,15 +699,18 @@ static void txn_answer(proxy_txn *t)
             f->stats.acked[info.code]++;
     }
     t->settled = true;
-    txn_record(t);
+    /* The sender's answer goes out before the outcome is recorded: the record does not
+     * gate it (the message itself is already durable), and submitting it costs time. */
+    t->pending++; /* keeps t alive through the flush */
     answer_waiters(t);
     if (t->conn != NULL) {
         if (t->no_answer)
             proxy_conn_hold(t->conn);
         proxy_conn_flush(t->conn);
-    } else {
-        txn_maybe_free(t);
     }
+    txn_record(t);
+    t->pending--;
+    txn_maybe_free(t);
 }
 
 /* Resends that waited for t get what t got. */

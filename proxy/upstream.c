@@ -252,6 +252,11 @@ static void write_cb(uv_write_t *w, int status)
 
 static void ack_timeout_cb(uv_timer_t *t);
 
+static void write_failed_cb(uv_timer_t *t)
+{
+    conn_reset(t->data, "write to the EHR failed");
+}
+
 static void conn_send(up_conn *c, proxy_up_req *req)
 {
     proxy_upstream_t *u = c->u;
@@ -266,8 +271,11 @@ static void conn_send(up_conn *c, proxy_up_req *req)
     u->stats.sent++;
     uv_timer_start(&c->timer, ack_timeout_cb, u->opts.ack_timeout_ms, 0);
     int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, c->write_bufs, 3, write_cb);
-    if (rc < 0)
-        conn_reset(c, uv_strerror(rc));
+    if (rc < 0) {
+        /* Reset from the timer: conn_send runs inside proxy_upstream_submit, where the
+         * request's done callback must not run yet. */
+        uv_timer_start(&c->timer, write_failed_cb, 0, 0);
+    }
 }
 
 static void dispatch(proxy_upstream_t *u)
@@ -305,8 +313,9 @@ void proxy_upstream_submit(proxy_upstream_t *u, proxy_up_lane *lane, proxy_up_re
         lane->head = req;
     lane->tail = req;
     lane_mark_ready(u, lane);
-    /* Dispatch from the kick so that done never runs inside submit. */
-    schedule_kick(u);
+    /* Send at once when a connection is idle (the forward is on the sender's critical
+     * path); failures still complete from the kick, so done never runs inside submit. */
+    dispatch(u);
 }
 
 /* Ends the outstanding request of c and frees its lane for the next one. */
