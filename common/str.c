@@ -116,3 +116,14 @@ char *px_str_to_cbuf(px_str s, char *dst, size_t dst_size)
     dst[n] = '\0';
     return dst;
 }
+
+uint64_t px_fnv1a64(const void *ptr, size_t len)
+{
+    const unsigned char *p = ptr;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}

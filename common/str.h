@@ -57,6 +57,9 @@ bool px_str_glob(px_str pattern, px_str s);
  * Returns PX_ERR_PARSE on an empty view, a non-digit or overflow. */
 px_err px_str_to_u64(px_str s, uint64_t max, uint64_t *out);
 
+/* The 64-bit FNV-1a hash of len bytes (hash tables and config versions; not for security). */
+uint64_t px_fnv1a64(const void *ptr, size_t len);
+
 /* Copies s into dst (size dst_size) as a C string, truncating; returns dst. */
 char *px_str_to_cbuf(px_str s, char *dst, size_t dst_size);
 

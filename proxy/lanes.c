@@ -22,10 +22,7 @@ struct proxy_lanes {
 
 static size_t bucket_of(px_str key)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < key.len; i++)
-        h = (h ^ (unsigned char)key.ptr[i]) * 0x100000001b3ull;
-    return (size_t)(h % NBUCKETS);
+    return (size_t)(px_fnv1a64(key.ptr, key.len) % NBUCKETS);
 }
 
 proxy_lanes_t *proxy_lanes_create(proxy_upstream_t *u)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/str.h"
 
 #define NBUCKETS 1024
 
@@ -18,10 +19,7 @@ struct proxy_peers {
 
 static unsigned bucket_of(const char *ip)
 {
-    unsigned h = 2166136261u;
-    for (const char *s = ip; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % NBUCKETS;
+    return (unsigned)(px_fnv1a64(ip, strlen(ip)) % NBUCKETS);
 }
 
 proxy_peers_t *proxy_peers_create(void)

@@ -15,16 +15,6 @@ struct proxy_rtx {
 
 #define KEY_SEP '\x1f'
 
-static uint64_t fnv1a(const char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* Builds the joined key into dst (size cap); returns its length, or 0 when it does not fit. */
 static size_t key_build(char *dst, size_t cap, uint32_t feed, px_str app, px_str facility,
                         px_str control_id)
@@ -99,7 +89,7 @@ proxy_rtx_entry *proxy_rtx_find(proxy_rtx_t *w, uint32_t feed, px_str app, px_st
     size_t len = key_build(key, sizeof(key), feed, app, facility, control_id);
     if (len == 0)
         return NULL; /* keys this long are never stored either */
-    return lookup(w, key, len, fnv1a(key, len));
+    return lookup(w, key, len, px_fnv1a64(key, len));
 }
 
 static void unlink_entry(proxy_rtx_t *w, proxy_rtx_entry *e)
@@ -147,7 +137,7 @@ proxy_rtx_entry *proxy_rtx_insert(proxy_rtx_t *w, uint32_t feed, px_str app, px_
     size_t len = key_build(key, sizeof(key), feed, app, facility, control_id);
     if (len == 0)
         return NULL;
-    uint64_t h = fnv1a(key, len);
+    uint64_t h = px_fnv1a64(key, len);
     proxy_rtx_entry *old = lookup(w, key, len, h);
     if (old != NULL)
         proxy_rtx_remove(w, old);

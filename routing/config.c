@@ -40,16 +40,6 @@ static const char *const upstream_keys[] = {"name",
                                             NULL};
 static const char *const sync_names[] = {"full", "normal"};
 
-static uint64_t fnv1a64(const char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 static px_err read_ledger(route_ctx *c, const json_t *root, route_ledger *l)
 {
     const json_t *v = json_object_get(root, "ledger");
@@ -248,7 +238,7 @@ px_err route_config_parse(const char *json, size_t len, route_config_t **out, px
     if (rc != PX_OK)
         goto out_free;
     int n = snprintf(cfg->version, sizeof(cfg->version), "%016llx",
-                     (unsigned long long)fnv1a64(json, len));
+                     (unsigned long long)px_fnv1a64(json, len));
     if (n != 16) {
         rc = px_error_set(err, PX_ERR_INVAL, "cannot format the configuration version");
         goto out_free;
