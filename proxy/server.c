@@ -307,6 +307,7 @@ static void reload_done(uv_work_t *req, int status)
 {
     reload_work *w = req->data;
     proxy_t *px = w->px;
+    px->pending_closes--; /* taken by start_reload; px is freed at the earliest below */
     const char *why = NULL;
     if (status != 0)
         why = "reload cancelled";
@@ -325,6 +326,7 @@ static void reload_done(uv_work_t *req, int status)
             record_reload(px, w->cfg, false, why);
         route_config_destroy(w->cfg);
         px_free(w);
+        proxy_maybe_finish_stop(px);
         return;
     }
     route_config_t *old = px->cfg;
@@ -353,8 +355,12 @@ static void start_reload(proxy_t *px)
         return;
     w->px = px;
     w->req.data = w;
+    /* A stop cannot cancel a load already running in the pool, and reload_done needs px:
+     * the reload holds the proxy as a closing handle would. */
     if (uv_queue_work(px->loop, &w->req, reload_load, reload_done) != 0)
         px_free(w);
+    else
+        px->pending_closes++;
 }
 
 /* ---- signals ---- */

@@ -16,6 +16,8 @@ int main(void)
     suite_add_tcase(s, proxy_tcase_retransmissions());
     suite_add_tcase(s, proxy_tcase_ledger_failure());
     suite_add_tcase(s, proxy_tcase_lifecycle());
+    suite_add_tcase(s, proxy_tcase_operations());
+    suite_add_tcase(s, proxy_tcase_routing());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

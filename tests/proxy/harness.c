@@ -939,3 +939,106 @@ void pxt_check_close(sqlite3 *db)
 {
     sqlite3_close(db);
 }
+
+/* ---- operations: reloads and the admin endpoint ---- */
+
+void pxt_serve_hup(pxt_env *e)
+{
+    ck_assert_msg(e->serve.pid != 0 && pxt_proc_running(&e->serve),
+                  "parallax serve is not running: nothing to reload:\n%s",
+                  log_tail(e->serve.err_path));
+    ck_assert_int_eq(kill(e->serve.pid, SIGHUP), 0);
+}
+
+void pxt_serve_reload(pxt_env *e, const char *upstream_extra, const char *feed_extra,
+                      const char *top_extra)
+{
+    pxt_env_config(e, upstream_extra, feed_extra, top_extra);
+    pxt_serve_hup(e);
+}
+
+bool pxt_port_refuses(unsigned port)
+{
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    int err = errno;
+    close(fd);
+    return rc != 0 && err == ECONNREFUSED;
+}
+
+int pxt_http(unsigned port, const char *method, const char *path, pxt_bytes *body)
+{
+    if (body != NULL) {
+        body->ptr = NULL;
+        body->len = 0;
+    }
+    pxt_client c;
+    pxt_client_open(&c, port);
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n",
+                     method, path, port);
+    ck_assert(n > 0 && (size_t)n < sizeof(req));
+    pxt_client_write(&c, req, (size_t)n);
+
+    /* The admin endpoint answers one request per connection and closes it. */
+    size_t cap = 1u << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    ck_assert_ptr_nonnull(buf);
+    uint64_t until = pxt_now_ms() + 5000;
+    for (;;) {
+        uint64_t now = pxt_now_ms();
+        ck_assert_msg(now < until, "%s %s: no complete answer within 5 s (%zu bytes so far)",
+                      method, path, len);
+        struct pollfd pfd = {c.fd, POLLIN, 0};
+        int r = poll(&pfd, 1, (int)(until - now));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            continue;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            ck_assert_ptr_nonnull(buf);
+        }
+        ssize_t got = recv(c.fd, buf + len, cap - len, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    pxt_client_close(&c);
+    buf[len] = '\0';
+
+    int status = 0;
+    ck_assert_msg(sscanf(buf, "HTTP/1.%*[01] %d", &status) == 1,
+                  "%s %s: not an HTTP answer: %.200s", method, path, buf);
+    char *head_end = strstr(buf, "\r\n\r\n");
+    ck_assert_msg(head_end != NULL, "%s %s: the answer's header never ends: %.200s", method, path,
+                  buf);
+    *head_end = '\0';
+    const char *start = head_end + 4;
+    size_t blen = len - (size_t)(start - buf);
+    const char *cl = strstr(buf, "\r\nContent-Length: ");
+    if (cl != NULL) {
+        unsigned long want = strtoul(cl + 18, NULL, 10);
+        ck_assert_msg(want == blen, "%s %s: Content-Length %lu, body of %zu bytes", method, path,
+                      want, blen);
+    }
+    if (body != NULL) {
+        body->ptr = malloc(blen + 1);
+        ck_assert_ptr_nonnull(body->ptr);
+        memcpy(body->ptr, start, blen);
+        body->ptr[blen] = '\0';
+        body->len = blen;
+    }
+    free(buf);
+    return status;
+}

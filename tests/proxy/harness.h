@@ -232,4 +232,22 @@ typedef struct pxt_fake_opts {
 void pxt_fake_start(pxt_proc *p, const char *dir, const char *name, unsigned port,
                     const pxt_fake_opts *opts);
 
+/* ---- operations: reloads and the admin endpoint ---- */
+
+/* Rewrites cfg_path as pxt_env_config does with these extras, then sends SIGHUP to the
+ * running serve (which reloads off its loop: wait for its log line). */
+void pxt_serve_reload(pxt_env *e, const char *upstream_extra, const char *feed_extra,
+                      const char *top_extra);
+/* Sends SIGHUP to the running serve (after the test wrote cfg_path itself). */
+void pxt_serve_hup(pxt_env *e);
+
+/* True when a connection to 127.0.0.1:port is refused (nothing listens there). */
+bool pxt_port_refuses(unsigned port);
+
+/* One HTTP/1.1 request without a body (method "GET", "POST", ...; path "/metrics") to
+ * 127.0.0.1:port, read until the server closes. Returns the status code; the body goes to
+ * *body (owned by the caller, NUL-terminated; NULL: discarded). Fails the test when there is
+ * no complete response within 5 s or its Content-Length disagrees with the body. */
+int pxt_http(unsigned port, const char *method, const char *path, pxt_bytes *body);
+
 #endif

@@ -10,5 +10,7 @@ TCase *proxy_tcase_transparency(void);
 TCase *proxy_tcase_retransmissions(void);
 TCase *proxy_tcase_ledger_failure(void);
 TCase *proxy_tcase_lifecycle(void);
+TCase *proxy_tcase_operations(void);
+TCase *proxy_tcase_routing(void);
 
 #endif
