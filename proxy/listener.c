@@ -172,6 +172,21 @@ static void conn_write_ack(proxy_conn *c, px_str ack)
     }
 }
 
+/* Counts an ACK by its MSA-1 for /metrics: every answer a sender gets passes here, whether
+ * relayed from the EHR, built by parallax or replayed from the retransmission window. */
+static void count_ack(proxy_feed *f, px_str ack)
+{
+    for (size_t i = 0; i + 6 <= ack.len; i++) {
+        if ((i == 0 || ack.ptr[i - 1] == '\r' || ack.ptr[i - 1] == '\n') &&
+            memcmp(ack.ptr + i, "MSA", 3) == 0) {
+            hl7_ack_code code;
+            if (hl7_ack_code_parse(px_str_make(ack.ptr + i + 4, 2), &code))
+                f->stats.acked[code]++;
+            return;
+        }
+    }
+}
+
 void proxy_conn_send(proxy_conn *c, px_str frame)
 {
     if (!c->closing)
@@ -187,8 +202,10 @@ void proxy_conn_flush(proxy_conn *c)
             c->tail = NULL;
         t->next = NULL;
         c->inflight--;
-        if (!t->no_answer)
+        if (!t->no_answer) {
+            count_ack(c->feed, px_buf_view(&t->ack));
             conn_write_ack(c, px_buf_view(&t->ack));
+        }
         t->ack_sent = true;
         proxy_txn_detach(t);
     }

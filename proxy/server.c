@@ -293,7 +293,7 @@ static void record_reload(proxy_t *px, const route_config_t *cfg, bool ok, const
     if (ledger_op_create(NULL, &op, NULL) != PX_OK)
         return;
     ledger_config_reload_rec r = {0};
-    r.version = cfg != NULL ? (int64_t)route_config_generation(cfg) : 0;
+    r.version = cfg != NULL ? (int64_t)route_config_version_id(cfg) : 0;
     r.hash = px_str_from_cstr(cfg != NULL ? route_config_version(cfg) : "");
     r.who = px_str_from_cstr("SIGHUP");
     r.ok = ok;

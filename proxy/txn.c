@@ -135,7 +135,7 @@ static ledger_message_rec message_rec(const proxy_txn *t, ledger_msg_state state
     r.control_id = t->msh.control_id;
     r.version = t->msh.version;
     r.hash = t->hash;
-    r.config_version = (int64_t)route_config_generation(t->cfg);
+    r.config_version = (int64_t)route_config_version_id(t->cfg);
     r.state = state;
     r.reason = px_str_from_cstr(reason);
     r.body = t->msg;
@@ -232,7 +232,7 @@ void proxy_txn_refuse_unframed(proxy_conn *c, unsigned reason, const char *text)
     r.received_at_ms = proxy_wall_ms();
     r.feed = px_str_from_cstr(c->feed->cfg->name);
     r.peer = px_str_from_cstr(c->peer);
-    r.config_version = (int64_t)route_config_generation(c->px->cfg);
+    r.config_version = (int64_t)route_config_version_id(c->px->cfg);
     r.state = LEDGER_MSG_REJECTED;
     r.reason = px_str_from_cstr(text);
     if (ledger_op_add_message(op, &r, NULL, NULL) != PX_OK) {
@@ -691,13 +691,6 @@ static void txn_answer(proxy_txn *t)
         t->rtx->waiters = NULL;
         t->rtx = NULL;
     }
-    if (t->ack.len > 0) {
-        hl7_ack_info info;
-        hl7_msg_t *m = parser();
-        if (m != NULL && hl7_parse(m, t->ack.data, t->ack.len, 0, NULL) == PX_OK &&
-            hl7_ack_read(m, &info, NULL) == PX_OK)
-            f->stats.acked[info.code]++;
-    }
     t->settled = true;
     /* The sender's answer goes out before the outcome is recorded: the record does not
      * gate it (the message itself is already durable), and submitting it costs time. */
@@ -974,7 +967,7 @@ static void record_relay(proxy_t *px, proxy_feed *f, const char *peer, const hl7
     r.trigger = msh->trigger;
     r.control_id = msh->control_id;
     r.version = msh->version;
-    r.config_version = (int64_t)route_config_generation(px->cfg);
+    r.config_version = (int64_t)route_config_version_id(px->cfg);
     r.state = LEDGER_MSG_RECEIVED;
     r.reason = px_str_from_cstr(reason);
     r.body = body;

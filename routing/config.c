@@ -237,8 +237,9 @@ px_err route_config_parse(const char *json, size_t len, route_config_t **out, px
     rc = build(&c, cfg);
     if (rc != PX_OK)
         goto out_free;
+    cfg->version_id = px_fnv1a64(json, len);
     int n = snprintf(cfg->version, sizeof(cfg->version), "%016llx",
-                     (unsigned long long)px_fnv1a64(json, len));
+                     (unsigned long long)cfg->version_id);
     if (n != 16) {
         rc = px_error_set(err, PX_ERR_INVAL, "cannot format the configuration version");
         goto out_free;
@@ -346,6 +347,11 @@ const char *route_config_instance(const route_config_t *cfg)
 const char *route_config_version(const route_config_t *cfg)
 {
     return cfg->version;
+}
+
+uint64_t route_config_version_id(const route_config_t *cfg)
+{
+    return cfg->version_id;
 }
 
 uint64_t route_config_generation(const route_config_t *cfg)

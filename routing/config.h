@@ -176,6 +176,10 @@ const char *route_config_instance(const route_config_t *cfg);
  * The same bytes always give the same version; record it with every message. */
 const char *route_config_version(const route_config_t *cfg);
 
+/* The same version as a number (the hash itself), for integer columns: stable across
+ * restarts, so a stored message names the file it was processed under. */
+uint64_t route_config_version_id(const route_config_t *cfg);
+
 /* The load generation: 1 for the first configuration loaded by this process, then one more
  * for each later successful load or parse (a reload counter; not stable across restarts). */
 uint64_t route_config_generation(const route_config_t *cfg);

@@ -55,6 +55,7 @@ struct route_config {
     json_t *root;
     const char *instance;
     char version[17];
+    uint64_t version_id;
     uint64_t generation;
     route_ledger ledger;
     bool has_admin;

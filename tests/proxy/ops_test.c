@@ -328,9 +328,15 @@ START_TEST(the_admin_endpoint_reports_health_readiness_and_counts)
         pxt_bytes ack = send_one(&c, ctl, 5000);
         pxt_bytes_free(&ack);
     }
+    /* A resend of the first message is answered from the retransmission window: that
+     * answer is an ACK sent too. */
+    pxt_bytes again = send_one(&c, "ADMIN00", 5000);
+    pxt_assert_ack(&again, "AA", "ADMIN00");
+    pxt_bytes_free(&again);
     pxt_client_close(&c);
-    ck_assert_int_eq(metric(admin, "parallax_messages_received_total{feed=\"lab\"}"), N);
-    ck_assert_int_eq(metric(admin, "parallax_acks_sent_total{feed=\"lab\",code=\"AA\"}"), N);
+    ck_assert_int_eq(metric(admin, "parallax_messages_received_total{feed=\"lab\"}"), N + 1);
+    ck_assert_int_eq(metric(admin, "parallax_retransmissions_total{feed=\"lab\"}"), 1);
+    ck_assert_int_eq(metric(admin, "parallax_acks_sent_total{feed=\"lab\",code=\"AA\"}"), N + 1);
     ck_assert_int_eq(metric(admin, "parallax_acks_sent_total{feed=\"lab\",code=\"AR\"}"), 0);
     ck_assert_int_eq(metric(admin, "parallax_refusals_total{reason=\"no_msh\"}"), 0);
     ck_assert_int_eq(metric(admin, "parallax_upstream_connected{upstream=\"ehr\"}"), 1);
@@ -343,8 +349,8 @@ START_TEST(the_admin_endpoint_reports_health_readiness_and_counts)
     ck_assert_int_eq(pxt_client_read(&c, 5000, &f), PXT_READ_CLOSED);
     pxt_client_close(&c);
     ck_assert_int_eq(metric(admin, "parallax_refusals_total{reason=\"no_msh\"}"), 1);
-    ck_assert_int_eq(metric(admin, "parallax_messages_received_total{feed=\"lab\"}"), N + 1);
-    ck_assert_int_eq(metric(admin, "parallax_acks_sent_total{feed=\"lab\",code=\"AA\"}"), N);
+    ck_assert_int_eq(metric(admin, "parallax_messages_received_total{feed=\"lab\"}"), N + 2);
+    ck_assert_int_eq(metric(admin, "parallax_acks_sent_total{feed=\"lab\",code=\"AA\"}"), N + 1);
 
     ck_assert_int_eq(pxt_http(admin, "GET", "/nowhere", NULL), 404);
     ck_assert_int_eq(pxt_http(admin, "POST", "/metrics", NULL), 405);

@@ -1,4 +1,5 @@
 /* What a minimal config means: every default, and the accessors that expose them. */
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -166,6 +167,11 @@ START_TEST(the_version_is_a_hash_of_the_bytes_and_generations_count_loads)
     ck_assert_str_eq(route_config_version(a), route_config_version(b));
     ck_assert_uint_eq(strlen(route_config_version(a)), 16);
     ck_assert_uint_eq(strspn(route_config_version(a), "0123456789abcdef"), 16);
+    /* The numeric version stored with messages is the same hash, stable across loads. */
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)route_config_version_id(a));
+    ck_assert_str_eq(hex, route_config_version(a));
+    ck_assert_uint_eq(route_config_version_id(a), route_config_version_id(b));
     ck_assert_uint_eq(route_config_generation(b), route_config_generation(a) + 1);
 
     /* One more space changes the bytes, so the version. */
