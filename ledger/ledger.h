@@ -241,7 +241,7 @@ typedef struct ledger_config_reload_rec {
     px_str hash; /* hex digest of the config file */
     px_str who;
     bool ok;
-    px_str reason; /* why it was refused; empty when ok */
+    px_str reason; /* why it was refused, or what only a restart applies; else empty */
     int64_t at_ms;
 } ledger_config_reload_rec;
 

@@ -287,6 +287,23 @@ static const char *reload_incompatible(const route_config_t *old, const route_co
     return NULL;
 }
 
+/* Settings a reload accepts but that only a restart applies (they size structures made at
+ * start): say so instead of pretending they changed. */
+static const char *restart_only_change(const route_config_t *old, const route_config_t *cur)
+{
+    const route_admin *ao = route_config_admin(old), *an = route_config_admin(cur);
+    if ((ao == NULL) != (an == NULL) ||
+        (ao != NULL && (ao->port != an->port || strcmp(ao->listen, an->listen) != 0)))
+        return "admin changes apply at the next restart";
+    size_t n;
+    const route_feed *fo = route_config_feeds(old, &n);
+    const route_feed *fn = route_config_feeds(cur, &n);
+    for (size_t i = 0; i < n; i++)
+        if (fo[i].retransmit_window != fn[i].retransmit_window)
+            return "retransmit_window changes apply at the next restart";
+    return NULL;
+}
+
 static void record_reload(proxy_t *px, const route_config_t *cfg, bool ok, const char *reason)
 {
     ledger_op_t *op = NULL;
@@ -330,6 +347,7 @@ static void reload_done(uv_work_t *req, int status)
         return;
     }
     route_config_t *old = px->cfg;
+    const char *deferred = restart_only_change(old, w->cfg);
     px->cfg = w->cfg;
     size_t n;
     const route_feed *feeds = route_config_feeds(px->cfg, &n);
@@ -340,7 +358,12 @@ static void reload_done(uv_work_t *req, int status)
     px_log_cstr(&l, "version", route_config_version(px->cfg));
     px_log_uint(&l, "generation", route_config_generation(px->cfg));
     px_log_end(&l);
-    record_reload(px, px->cfg, true, NULL);
+    record_reload(px, px->cfg, true, deferred);
+    if (deferred != NULL) {
+        px_log_begin(&l, PX_LOG_WARN, "reload_partial");
+        px_log_cstr(&l, "reason", deferred);
+        px_log_end(&l);
+    }
     /* Messages in flight keep their own reference to the generation they started under. */
     route_config_destroy(old);
     px_free(w);

@@ -168,6 +168,16 @@ START_TEST(sighup_with_a_changed_config_applies_it_to_new_messages_only)
     ck_assert_msg(pxt_sql_int(e.db_path, SQL_CONFIG_VERSION, "GEN-NEW") == reload_version,
                   "the message after the reload does not record the new version");
     ck_assert_uint_eq(pxt_file_count(e.serve.err_path, REFUSED_EVENT), 0);
+
+    /* A setting only a restart applies is accepted, but the reload says so, in the log and
+     * in its ledger row. */
+    pxt_serve_reload(&e, NULL, "\"ack_policy\": \"commit\", \"retransmit_window\": 77", NULL);
+    pxt_serve_wait_log(&e, "\"event\":\"reload_partial\"", 1, 5000);
+    ck_assert_int_eq(pxt_sql_wait(e.db_path,
+                                  "SELECT count(*) FROM config_reloads WHERE ok = 1"
+                                  " AND reason LIKE '%retransmit_window%'",
+                                  NULL, 1, 5000),
+                     1);
     pxt_env_finish(&e);
 }
 END_TEST
