@@ -154,7 +154,8 @@ struct proxy_txn {
     int pending;            /* outstanding callbacks (ledger ops, upstream, writes) */
     ledger_op_t *sf_record; /* the op recording a store-and-forward delivery, until durable */
     bool refused;           /* answered with a refusal: its record is the rejected row */
-    char refusal[160];      /* why (no PHI), kept for a retried record */
+    bool retransmit;        /* a resend answered from the window, never forwarded */
+    char refusal[160];      /* why refused or not forwarded (no PHI), for a retried record */
     proxy_txn *retry_next;  /* in px->record_retries */
     unsigned record_attempts;
 };

@@ -27,6 +27,7 @@ static EVP_MD_CTX *shared_md;
 
 static void txn_answer(proxy_txn *t);
 static void txn_record_refusal(proxy_txn *t);
+static void txn_record_retransmission(proxy_txn *t);
 static void txn_record(proxy_txn *t);
 static void txn_maybe_free(proxy_txn *t);
 static void sf_push(proxy_feed *f, proxy_txn *t);
@@ -40,6 +41,17 @@ static hl7_msg_t *parser(void)
     if (shared_parser == NULL && hl7_msg_create(&shared_parser, NULL) != PX_OK)
         return NULL;
     return shared_parser;
+}
+
+/* MSA-1 of an ACK ("AA" …), or an empty view when it has none. */
+static px_str ack_code_of(px_str ack)
+{
+    hl7_msg_t *m = parser();
+    hl7_ack_info info;
+    if (m != NULL && hl7_parse(m, ack.ptr, ack.len, 0, NULL) == PX_OK &&
+        hl7_ack_read(m, &info, NULL) == PX_OK)
+        return px_str_from_cstr(hl7_ack_code_name(info.code));
+    return PX_STR_NULL;
 }
 
 static void hash_message(const hl7_msg_t *m, px_str bytes, unsigned char out[LEDGER_HASH_LEN])
@@ -201,6 +213,25 @@ static void txn_refuse(proxy_txn *t, const hl7_msg_t *m, unsigned err_code, cons
     t->answered = true;
     t->no_answer = t->ack.len == 0;
     txn_record_refusal(t);
+}
+
+/* The row of a resend answered without forwarding, with the exact ACK it got. */
+static void txn_record_retransmission(proxy_txn *t)
+{
+    ledger_op_t *op = op_new(t);
+    if (op == NULL)
+        return;
+    ledger_message_rec r = message_rec(t, LEDGER_MSG_FILTERED, t->refusal);
+    ledger_op_add_message(op, &r, NULL, NULL);
+    if (!t->no_answer && t->ack.len > 0) {
+        ledger_sender_ack_rec a = {0};
+        a.message = LEDGER_OP_MESSAGE(0);
+        a.code = ack_code_of(px_buf_view(&t->ack));
+        a.bytes = px_buf_view(&t->ack);
+        a.sent_at_ms = proxy_wall_ms();
+        ledger_op_add_sender_ack(op, &a, NULL);
+    }
+    proxy_ledger_submit(t->px, op, t);
 }
 
 /* The rejected row of a refused message, with the NAK it got. */
@@ -571,13 +602,9 @@ static void txn_record(proxy_txn *t)
             ledger_op_add_leg(op, &leg, NULL);
         }
         if (k == 0 && !t->ack_recorded && t->answered && !t->no_answer && t->ack.len > 0) {
-            hl7_msg_t *m = parser();
-            hl7_ack_info info;
             ledger_sender_ack_rec a = {0};
             a.message = msg_id;
-            if (m != NULL && hl7_parse(m, t->ack.data, t->ack.len, 0, NULL) == PX_OK &&
-                hl7_ack_read(m, &info, NULL) == PX_OK)
-                a.code = px_str_from_cstr(hl7_ack_code_name(info.code));
+            a.code = ack_code_of(px_buf_view(&t->ack));
             a.bytes = px_buf_view(&t->ack);
             a.sent_at_ms = proxy_wall_ms();
             ledger_op_add_sender_ack(op, &a, NULL);
@@ -720,6 +747,7 @@ static void answer_waiters(proxy_txn *t)
         w->no_answer = t->no_answer;
         w->answered = true;
         w->settled = true;
+        txn_record_retransmission(w);
         if (w->conn != NULL) {
             if (w->no_answer)
                 proxy_conn_hold(w->conn);
@@ -767,7 +795,9 @@ void proxy_txn_retry_records(proxy_t *px)
         t->retry_next = NULL;
         t->pending--;
         if (!px->ledger_closed) {
-            if (t->refused)
+            if (t->retransmit)
+                txn_record_retransmission(t);
+            else if (t->refused)
                 txn_record_refusal(t);
             else
                 txn_record(t);
@@ -1109,20 +1139,15 @@ void proxy_txn_frame(proxy_conn *c, px_str frame)
         log_txn(PX_LOG_INFO, "retransmission", t,
                 e->state == PROXY_RTX_ANSWERED ? "answered with the stored ACK"
                                                : "waiting for the original");
-        ledger_op_t *op = op_new(NULL);
-        if (op != NULL) {
-            char why[96];
-            snprintf(why, sizeof(why), "retransmission of message %" PRId64 "; not forwarded again",
-                     e->message_id);
-            ledger_message_rec r = message_rec(t, LEDGER_MSG_FILTERED, why);
-            ledger_op_add_message(op, &r, NULL, NULL);
-            proxy_ledger_submit(px, op, NULL);
-        }
+        t->retransmit = true;
+        snprintf(t->refusal, sizeof(t->refusal),
+                 "retransmission of message %" PRId64 "; not forwarded again", e->message_id);
         t->legacy = TXN_LEGACY_DONE;
         if (e->state == PROXY_RTX_ANSWERED) {
             px_buf_append_str(&t->ack, e->ack);
             t->answered = true;
             t->settled = true;
+            txn_record_retransmission(t);
             proxy_conn_flush(c);
         } else {
             proxy_txn *orig = e->waiters;

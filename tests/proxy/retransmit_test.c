@@ -29,6 +29,13 @@ static size_t record_count_of(const char *path, const char *ctl)
     return count;
 }
 
+/* Rows of resends answered from the window whose stored ACK is the original's, byte for byte. */
+static const char SQL_RESEND_ACKS[] =
+    "SELECT count(*) FROM messages r JOIN sender_acks ra ON ra.message = r.id"
+    " JOIN messages o ON o.control_id = r.control_id AND o.state = 'received'"
+    " JOIN sender_acks oa ON oa.message = o.id"
+    " WHERE r.control_id = ?1 AND r.state = 'filtered' AND ra.ack = oa.ack";
+
 START_TEST(a_resend_after_the_ack_gets_the_stored_ack_and_is_not_forwarded)
 {
     pxt_env e;
@@ -55,6 +62,8 @@ START_TEST(a_resend_after_the_ack_gets_the_stored_ack_and_is_not_forwarded)
     pxt_client_close(&c);
     pxt_sleep_ms(200);
     ck_assert_uint_eq(record_count_of(e.record_path, "RESEND01"), 1);
+    /* The resend is a ledger row too, with the exact ACK bytes it was given. */
+    ck_assert_int_eq(pxt_sql_wait(e.db_path, SQL_RESEND_ACKS, "RESEND01", 1, 5000), 1);
     pxt_bytes_free(&first);
     pxt_bytes_free(&second);
     pxt_env_finish(&e);
@@ -89,6 +98,7 @@ START_TEST(a_resend_while_the_original_is_in_flight_waits_and_is_forwarded_once)
     pxt_client_close(&c2);
     pxt_sleep_ms(700);
     ck_assert_uint_eq(record_count_of(e.record_path, "INFLIGHT1"), 1);
+    ck_assert_int_eq(pxt_sql_wait(e.db_path, SQL_RESEND_ACKS, "INFLIGHT1", 1, 5000), 1);
     pxt_bytes_free(&ack1);
     pxt_bytes_free(&ack2);
     pxt_env_finish(&e);
