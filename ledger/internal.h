@@ -176,10 +176,12 @@ struct ledger {
     bool reader_started;
 
     pthread_mutex_t mu;
-    pthread_cond_t writer_cv; /* work for the writer, or closing */
-    bool writer_waiting;      /* the writer sleeps on writer_cv (under mu) */
-    pthread_cond_t reader_cv; /* work for the reader, a checkpoint due, or closing */
-    pthread_cond_t done_cv;   /* an op or a synchronous read completed */
+    pthread_cond_t writer_cv;  /* work for the writer, or closing */
+    bool writer_waiting;       /* the writer sleeps on writer_cv (under mu) */
+    bool reader_checkpointing; /* a PASSIVE checkpoint runs on the reader (under mu) */
+    bool writer_checkpointing; /* a RESTART checkpoint runs on the writer (under mu) */
+    pthread_cond_t reader_cv;  /* work for the reader, a checkpoint due, or closing */
+    pthread_cond_t done_cv;    /* an op or a synchronous read completed */
     bool closing;
     ledger_op_t *queue, *queue_tail;
     ledger_op_t *completed, *completed_tail;

@@ -447,9 +447,20 @@ static void serve(ledger_t *l, ledger_read_t *r)
 
 static void checkpoint(ledger_t *l)
 {
+    /* SQLite never waits for the checkpoint lock: two checkpointers that overlap just fail.
+     * So the reader steps aside while the writer's RESTART runs, and says when it is done. */
+    pthread_mutex_lock(&l->mu);
+    if (l->writer_checkpointing) {
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    l->reader_checkpointing = true;
+    pthread_mutex_unlock(&l->mu);
     int log = 0, done = 0;
     int rc = sqlite3_wal_checkpoint_v2(l->rdb, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
     pthread_mutex_lock(&l->mu);
+    l->reader_checkpointing = false;
+    pthread_cond_broadcast(&l->writer_cv);
     l->checkpoint_mark = log > 0 ? (uint64_t)log : 0;
     pthread_mutex_unlock(&l->mu);
     if (rc == SQLITE_OK)

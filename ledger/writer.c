@@ -375,10 +375,29 @@ static void note_commit(ledger_t *l, uint64_t n, uint64_t us, bool ok)
 static void catch_up(ledger_t *l)
 {
     uint64_t frames = atomic_load_explicit(&l->wal_frames, memory_order_relaxed);
-    if (frames * (24 + (uint64_t)l->page_size) < l->wal_bound_bytes)
+    uint64_t bytes = frames * (24 + (uint64_t)l->page_size);
+    if (bytes < l->wal_bound_bytes)
         return;
+    /* Two PASSIVE checkpointers (this one and the reader's) can keep missing each other on
+     * a busy machine, and then the WAL is never reset. Past twice the bound the writer waits
+     * (busy timeout) for a RESTART checkpoint, after which the next transaction rewinds the
+     * WAL to its start. */
+    int mode =
+        bytes >= 2 * l->wal_bound_bytes ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
+    if (mode == SQLITE_CHECKPOINT_RESTART) {
+        pthread_mutex_lock(&l->mu);
+        while (l->reader_checkpointing)
+            pthread_cond_wait(&l->writer_cv, &l->mu);
+        l->writer_checkpointing = true;
+        pthread_mutex_unlock(&l->mu);
+    }
     int log = 0, done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(l->wdb, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    int rc = sqlite3_wal_checkpoint_v2(l->wdb, "main", mode, &log, &done);
+    if (mode == SQLITE_CHECKPOINT_RESTART) {
+        pthread_mutex_lock(&l->mu);
+        l->writer_checkpointing = false;
+        pthread_mutex_unlock(&l->mu);
+    }
     if (rc == SQLITE_OK)
         atomic_fetch_add_explicit(&l->checkpoints, 1, memory_order_relaxed);
 }
